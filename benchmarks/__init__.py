@@ -1,0 +1,1 @@
+"""Benchmark suites (installed as ``bnnbench.benchmarks``): ``suites/<name>.toml``."""

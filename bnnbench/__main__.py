@@ -1,0 +1,5 @@
+import sys
+
+from bnnbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,134 @@
+"""NumPyro: SVI with ``AutoNormal`` and ``Trace_ELBO``, steps run in a jitted ``lax.scan``.
+
+The data live on the device once (``jax.device_put``); every chunk of ``trace_every``
+steps is one compiled, buffer-donating call of ``lax.scan`` over ``svi.update``, so the host only
+sees the chunk's per-step losses.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+from numpyro.infer import SVI, Predictive, Trace_ELBO
+from numpyro.infer.autoguide import AutoNormal
+from numpyro.infer.initialization import init_to_value
+from numpyro.infer.util import log_density
+
+from bnnbench.backends.base import PredictiveDraws
+from bnnbench.config import CellConfig
+from bnnbench.spec import Dataset, ModelSpec, backend_module
+
+__all__ = ["NumPyroSession", "device_problem", "library_versions", "log_joint_terms"]
+
+
+def library_versions() -> dict[str, str]:
+    return {"numpyro": numpyro.__version__, "jax": jax.__version__}
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used, or ``None``."""
+    if device == "gpu":
+        try:
+            jax.devices("gpu")
+        except RuntimeError as err:
+            return f"JAX has no GPU backend here ({err}); install jax[cuda12] on a CUDA machine"
+    return None
+
+
+def _site_log_probs(model, args: tuple, params: dict) -> dict[str, jax.Array]:
+    _, trace = log_density(model, args, {}, params)
+    terms = {}
+    for name, site in trace.items():
+        if site["type"] != "sample":
+            continue
+        log_prob = site["fn"].log_prob(site["value"])
+        if site["scale"] is not None:
+            log_prob = site["scale"] * log_prob
+        terms[name] = jnp.sum(log_prob)
+    return terms
+
+
+def log_joint_terms(
+    spec: ModelSpec, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Full-data log density per site and its gradient, float64."""
+    jax.config.update("jax_enable_x64", True)
+    model = backend_module(spec.name, "numpyro").model
+    args = (jnp.asarray(X, jnp.float64), jnp.asarray(y))
+    point = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
+    terms = _site_log_probs(model, args, point)
+    grads = jax.grad(lambda p: sum(_site_log_probs(model, args, p).values()))(point)
+    return (
+        {k: float(v) for k, v in terms.items()},
+        {k: np.asarray(v, np.float64) for k, v in grads.items()},
+    )
+
+
+class NumPyroSession:
+    """SVI state of one cell."""
+
+    dtype = "float32"
+
+    def __init__(self, spec: ModelSpec, data: Dataset, cfg: CellConfig) -> None:
+        self.spec, self.cfg = spec, cfg
+        self.model = backend_module(spec.name, "numpyro").model
+        platform = "gpu" if cfg.device == "gpu" else "cpu"
+        self.device = jax.devices(platform)[0]
+        self.X = jax.device_put(jnp.asarray(data.X_train, jnp.float32), self.device)
+        self.y = jax.device_put(jnp.asarray(data.y_train, jnp.int32), self.device)
+        if cfg.profile == "matched":
+            init = {k: jnp.asarray(v) for k, v in spec.initial_means(cfg.seed).items()}
+            self.guide = AutoNormal(
+                self.model, init_loc_fn=init_to_value(values=init), init_scale=cfg.init_scale
+            )
+        else:
+            self.guide = AutoNormal(self.model)
+        optimizer = numpyro.optim.Adam(step_size=cfg.learning_rate)
+        self.svi = SVI(self.model, self.guide, optimizer, Trace_ELBO())
+        self._chunks: dict[int, jax.stages.Compiled] = {}
+        self.execution_path = (
+            f"jax.jit(lax.scan(svi.update)) over chunks of {cfg.trace_every} "
+            f"steps, donated state, on {self.device.platform}"
+        )
+
+    def _scan(self, state, X, y, n_steps: int):
+        def body(carry, _):
+            return self.svi.update(carry, X, y, batch_size=self.cfg.batch_size)
+
+        return jax.lax.scan(body, state, None, length=n_steps)
+
+    def compile(self, chunk_sizes: set[int]) -> None:
+        key = jax.random.PRNGKey(self.cfg.seed)
+        self.state = self.svi.init(key, self.X, self.y, batch_size=self.cfg.batch_size)
+        for n in sorted(chunk_sizes):
+            fn = jax.jit(partial(self._scan, n_steps=n), donate_argnums=0)
+            self._chunks[n] = fn.lower(self.state, self.X, self.y).compile()
+        jax.block_until_ready(self.state)
+
+    def run_steps(self, n_steps: int) -> np.ndarray:
+        self.state, losses = self._chunks[n_steps](self.state, self.X, self.y)
+        return np.asarray(jax.block_until_ready(losses), np.float64)
+
+    def sample_predictive(self, X: np.ndarray, draws: int, seed: int) -> PredictiveDraws:
+        params = self.svi.get_params(self.state)
+        predictive = Predictive(
+            self.model,
+            guide=self.guide,
+            params=params,
+            num_samples=draws,
+            return_sites=[*self.spec.param_names, "p", "y"],
+        )
+        X_dev = jax.device_put(jnp.asarray(X, jnp.float32), self.device)
+        out = jax.block_until_ready(predictive(jax.random.PRNGKey(seed + 1), X_dev))
+        return PredictiveDraws(
+            posterior={k: np.asarray(out[k]) for k in self.spec.param_names},
+            proba=np.asarray(out["p"]),
+            y=np.asarray(out["y"]),
+        )
+
+
+TrainingSession = NumPyroSession

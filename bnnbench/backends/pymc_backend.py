@@ -1,0 +1,144 @@
+"""PyMC: minibatch ADVI (``pm.Minibatch``, ``total_size``) compiled by pytensor.
+
+PyMC's ADVI runs one compiled pytensor function per step from a Python loop (that is what
+``pm.fit`` does; the library offers no multi-step compiled loop). The harness calls the same step
+function that ``pm.fit`` builds (``inference.objective.step_function``), so compile time is apart
+from steady-state time. On the CPU the step is compiled by pytensor's C backend, the fastest of
+its modes for these small graphs; on the GPU by its JAX backend.
+
+``pytensor`` reads ``floatX`` once at import: the harness sets ``PYTENSOR_FLAGS`` in the cell's
+process (``float32`` for ``matched``, PyMC's own ``float64`` for ``native``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor
+from pymc.pytensorf import resolve_backend_compile_kwargs
+
+from bnnbench.backends.base import PredictiveDraws
+from bnnbench.config import CellConfig
+from bnnbench.spec import Dataset, ModelSpec, backend_module
+
+__all__ = ["PyMCSession", "device_problem", "library_versions", "log_joint_terms"]
+
+#: pytensor backend per device, as ``pm.fit(backend=...)`` names them.
+COMPILE_BACKEND = {"cpu": "c", "gpu": "jax"}
+
+
+def library_versions() -> dict[str, str]:
+    return {"pymc": pm.__version__, "pytensor": pytensor.__version__}
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used, or ``None`` (the GPU path goes through JAX)."""
+    if device == "gpu":
+        try:
+            import jax
+
+            jax.devices("gpu")
+        except (ImportError, RuntimeError) as err:
+            return f"PyMC runs on the GPU through pytensor's JAX backend; JAX has no GPU ({err})"
+    return None
+
+
+def label_dtype() -> str:
+    """The discrete dtype PyMC casts observed labels to under the current floatX."""
+    return "int16" if pytensor.config.floatX == "float32" else "int32"
+
+
+def log_joint_terms(
+    spec: ModelSpec, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Full-data log density per variable and its gradient, float64, no Jacobian terms."""
+    if pytensor.config.floatX != "float64":
+        raise RuntimeError("verify needs pytensor floatX=float64")
+    model = backend_module(spec.name, "pymc").build_model(X, y.astype(label_dtype()))
+    rvs = [*model.free_RVs, *model.observed_RVs]
+    term_graphs = [model.logp(vars=[rv], jacobian=False, sum=True) for rv in rvs]
+    total = model.logp(jacobian=False, sum=True)
+    grad_graphs = [pytensor.grad(total, model.rvs_to_values[rv]) for rv in model.free_RVs]
+    # FAST_COMPILE: verification needs exact float64 values, not a slow C compile.
+    fn = model.compile_fn([*term_graphs, *grad_graphs], point_fn=True, mode="FAST_COMPILE")
+    point = {
+        model.rvs_to_values[model[k]].name: np.asarray(v, np.float64) for k, v in params.items()
+    }
+    out = fn(point)
+    n = len(rvs)
+    terms = {rv.name: float(v) for rv, v in zip(rvs, out[:n], strict=True)}
+    grads = {rv.name: np.asarray(g) for rv, g in zip(model.free_RVs, out[n:], strict=True)}
+    return terms, grads
+
+
+class PyMCSession:
+    """ADVI state of one cell."""
+
+    def __init__(self, spec: ModelSpec, data: Dataset, cfg: CellConfig) -> None:
+        self.spec, self.cfg, self.data = spec, cfg, data
+        self.module = backend_module(spec.name, "pymc")
+        self.dtype = pytensor.config.floatX
+        self.mode = COMPILE_BACKEND[cfg.device]
+        self._compile_kwargs = resolve_backend_compile_kwargs(self.mode, None)
+        self.execution_path = (
+            f"pytensor-compiled ADVI step (backend={self.mode}, floatX={self.dtype}), Python loop "
+            "as in pm.fit"
+        )
+
+    def compile(self, chunk_sizes: set[int]) -> None:
+        cfg = self.cfg
+        X = self.data.X_train.astype(self.dtype)
+        y = self.data.y_train.astype(label_dtype())
+        self.model = self.module.build_model(X, y, batch_size=cfg.batch_size)
+        with self.model:
+            if cfg.profile == "matched":
+                means = self.spec.initial_means(cfg.seed)
+                self.inference = pm.ADVI(
+                    random_seed=cfg.seed,
+                    start={k: v.astype(self.dtype) for k, v in means.items()},
+                    start_sigma={
+                        k: np.full(v.size, cfg.init_scale, self.dtype) for k, v in means.items()
+                    },
+                )
+                # Report and optimise the full-data objective, as Pyro and NumPyro do.
+                self.inference.approx.scale_cost_to_minibatch = False
+                optimizer = pm.adam(learning_rate=cfg.learning_rate)
+            else:
+                self.inference = pm.ADVI(random_seed=cfg.seed)
+                optimizer = pm.adagrad_window()
+            self._step = self.inference.objective.step_function(
+                score=True, obj_optimizer=optimizer, compile_kwargs=self._compile_kwargs
+            )
+        # PyMC's loss is scaled by B / N unless scale_cost_to_minibatch is off.
+        scaled = self.inference.approx.scale_cost_to_minibatch
+        self._loss_to_full_data = self.data.n_train / cfg.batch_size if scaled else 1.0
+
+    def run_steps(self, n_steps: int) -> np.ndarray:
+        step = self._step
+        losses = np.fromiter((step() for _ in range(n_steps)), np.float64, count=n_steps)
+        return losses * self._loss_to_full_data
+
+    def sample_predictive(self, X: np.ndarray, draws: int, seed: int) -> PredictiveDraws:
+        approx = self.inference.approx
+        posterior = approx.sample(draws, random_seed=seed + 1).posterior
+        n = X.shape[0]
+        pred_model = self.module.build_model(X.astype(self.dtype), np.zeros(n, label_dtype()))
+        with pred_model:
+            ppc = pm.sample_posterior_predictive(
+                posterior,
+                var_names=["p", "y"],
+                random_seed=seed + 2,
+                progressbar=False,
+                compile_kwargs=self._compile_kwargs,
+            ).posterior_predictive
+        return PredictiveDraws(
+            posterior={
+                k: posterior[k].values.reshape(draws, *self.spec.param_shapes[k])
+                for k in self.spec.param_names
+            },
+            proba=ppc["p"].values.reshape(draws, n),
+            y=ppc["y"].values.reshape(draws, n),
+        )
+
+
+TrainingSession = PyMCSession

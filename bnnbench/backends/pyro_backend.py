@@ -1,0 +1,150 @@
+"""Pyro: SVI with ``AutoNormal``, ``Trace_ELBO`` (or its JIT twin) and a subsampling data plate.
+
+Pyro's ``SVI.step`` is a Python call per step that returns the loss as a float (one host sync per
+step); that loop is the library's execution model. The ELBO is ``JitTrace_ELBO`` where it is
+faster for the spec and device (``FAST_ELBO``), with argument validation switched off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyro
+import torch
+from pyro.infer import SVI, JitTrace_ELBO, Predictive, Trace_ELBO
+from pyro.infer.autoguide import AutoNormal
+from pyro.infer.autoguide.initialization import init_to_value
+from pyro.poutine.util import site_is_subsample
+
+from bnnbench.backends.base import PredictiveDraws
+from bnnbench.config import CellConfig
+from bnnbench.spec import Dataset, ModelSpec, backend_module
+
+__all__ = ["PyroSession", "device_problem", "library_versions", "log_joint_terms"]
+
+
+def library_versions() -> dict[str, str]:
+    return {"pyro-ppl": pyro.__version__, "torch": torch.__version__}
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used, or ``None``."""
+    if device == "gpu" and not torch.cuda.is_available():
+        return f"torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is False)"
+    return None
+
+
+def _torch_device(device: str) -> torch.device:
+    return torch.device("cuda" if device == "gpu" else "cpu")
+
+
+def log_joint_terms(
+    spec: ModelSpec, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Full-data log density per site and its gradient, float64."""
+    model = backend_module(spec.name, "pyro").model
+    point = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    X_t = torch.as_tensor(X, dtype=torch.float64)
+    y_t = torch.as_tensor(y, dtype=torch.float64)
+    trace = pyro.poutine.trace(pyro.condition(model, data=point)).get_trace(X_t, y_t)
+    trace.compute_log_prob()
+    terms = {
+        name: site["log_prob_sum"]
+        for name, site in trace.nodes.items()
+        if site["type"] == "sample"
+        and not site_is_subsample(site)
+        and not site["infer"].get("_deterministic")
+    }
+    total = torch.stack(list(terms.values())).sum()
+    grads = torch.autograd.grad(total, list(point.values()))
+    return (
+        {k: float(v.detach()) for k, v in terms.items()},
+        {k: g.detach().numpy() for k, g in zip(point, grads, strict=True)},
+    )
+
+
+class PyroSession:
+    """SVI state of one cell."""
+
+    dtype = "float32"
+
+    def __init__(self, spec: ModelSpec, data: Dataset, cfg: CellConfig) -> None:
+        self.spec, self.cfg = spec, cfg
+        self.model = backend_module(spec.name, "pyro").model
+        self.device = _torch_device(cfg.device)
+        pyro.enable_validation(False)
+        pyro.set_rng_seed(cfg.seed)
+        pyro.clear_param_store()
+        self.X = torch.as_tensor(data.X_train, dtype=torch.float32, device=self.device)
+        self.y = torch.as_tensor(data.y_train, dtype=torch.float32, device=self.device)
+        if cfg.profile == "matched":
+            init = {
+                k: torch.as_tensor(v, device=self.device)
+                for k, v in spec.initial_means(cfg.seed).items()
+            }
+            self.guide = AutoNormal(
+                self.model, init_loc_fn=init_to_value(values=init), init_scale=cfg.init_scale
+            )
+        else:
+            self.guide = AutoNormal(self.model)
+        self.elbo = JitTrace_ELBO() if FAST_ELBO == "jit" else Trace_ELBO()
+        self.svi = SVI(
+            self.model, self.guide, pyro.optim.Adam({"lr": cfg.learning_rate}), self.elbo
+        )
+        self.execution_path = (
+            f"{type(self.elbo).__name__} + Adam, validation off, Python loop over SVI.step "
+            f"(one host sync per step), torch on {self.device.type}"
+        )
+
+    def compile(self, chunk_sizes: set[int]) -> None:
+        # Initialise the guide's parameters and (JIT) trace the loss without taking a step.
+        with torch.no_grad():
+            self.guide(self.X, self.y, batch_size=self.cfg.batch_size)
+        # torch's profiling executor optimises a traced graph after its first calls: warm it up
+        # here (gradients discarded, no optimizer step) so that compile time is not fit time.
+        for _ in range(JIT_WARMUP_CALLS if FAST_ELBO == "jit" else 1):
+            self.elbo.loss_and_grads(
+                self.model, self.guide, self.X, self.y, batch_size=self.cfg.batch_size
+            )
+            for param in pyro.get_param_store().values():
+                param.grad = None
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def run_steps(self, n_steps: int) -> np.ndarray:
+        losses = np.empty(n_steps)
+        for i in range(n_steps):
+            losses[i] = self.svi.step(self.X, self.y, batch_size=self.cfg.batch_size)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return losses
+
+    @torch.no_grad()
+    def sample_predictive(self, X: np.ndarray, draws: int, seed: int) -> PredictiveDraws:
+        pyro.set_rng_seed(seed + 1)
+        predictive = Predictive(
+            self.model,
+            guide=self.guide,
+            num_samples=draws,
+            return_sites=(*self.spec.param_names, "p", "y"),
+            parallel=False,
+        )
+        X_dev = torch.as_tensor(X, dtype=torch.float32, device=self.device)
+        out = predictive(X_dev, None, None)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        shapes = self.spec.param_shapes
+        return PredictiveDraws(
+            posterior={
+                k: out[k].reshape(draws, *shapes[k]).cpu().numpy() for k in self.spec.param_names
+            },
+            proba=out["p"].reshape(draws, -1).cpu().numpy(),
+            y=out["y"].reshape(draws, -1).cpu().numpy(),
+        )
+
+
+#: Which ELBO implementation the sessions use ("jit" or "eager"), chosen by measurement.
+FAST_ELBO = "jit"
+#: Loss evaluations that warm up the JIT before training is timed.
+JIT_WARMUP_CALLS = 3
+
+TrainingSession = PyroSession

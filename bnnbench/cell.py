@@ -1,0 +1,208 @@
+"""One benchmark cell, run in its own process: ``python -m bnnbench.cell RUN_DIR``.
+
+The parent writes ``RUN_DIR/config.json`` and sets the environment (``PYTENSOR_FLAGS``,
+``JAX_PLATFORMS``) before this process imports any backend. The cell writes ``env.json``,
+``inference_data.nc`` and, last, ``result.json`` (its row of ``runs.csv`` and its ELBO trace);
+the parent treats a missing ``result.json`` as a failed cell.
+
+Phases and their timers (``time.perf_counter``; every backend synchronises the device before it
+returns, so a timer never stops while work is queued):
+
+* ``compile_s``: build model, guide and optimizer and compile/trace the step function(s);
+* ``fit_s``: all training chunks; ``step_ms`` is the median over chunks of chunk time / steps;
+* ``predict_s``: ``predict_draws`` posterior draws and their predictive over the test set.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bnnbench import metrics
+from bnnbench.config import CellConfig
+from bnnbench.provenance import environment
+from bnnbench.results import atomic_write_text
+from bnnbench.spec import ModelSpec, get_spec
+
+__all__ = ["NonFiniteELBOError", "chunk_sizes", "main", "run_cell"]
+
+
+class NonFiniteELBOError(FloatingPointError):
+    """The negative ELBO became NaN or infinite."""
+
+
+def chunk_sizes(steps: int, trace_every: int) -> list[int]:
+    """Split ``steps`` into chunks of ``trace_every`` and a remainder."""
+    sizes = [trace_every] * (steps // trace_every)
+    if steps % trace_every:
+        sizes.append(steps % trace_every)
+    return sizes
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _inference_data(
+    spec: ModelSpec, y_test: np.ndarray, X_test: np.ndarray, test, grid, trace: pd.DataFrame
+) -> xr.DataTree:
+    """ArviZ-layout InferenceData: posterior, posterior_predictive, observed_data, and more."""
+    draws = test.proba.shape[0]
+    coords = {"chain": [0], "draw": np.arange(draws)}
+    posterior = xr.Dataset(
+        {
+            k: (("chain", "draw", *[f"{k}_dim_{i}" for i in range(v.ndim - 1)]), v[None])
+            for k, v in test.posterior.items()
+        },
+        coords=coords,
+    )
+    obs = ("chain", "draw", "obs_id")
+    post_pred = xr.Dataset(
+        {"y": (obs, test.y.astype(np.int8)[None]), "p": (obs, test.proba.astype(np.float32)[None])},
+        coords=coords,
+    )
+    groups = {
+        "posterior": posterior,
+        "posterior_predictive": post_pred,
+        "observed_data": xr.Dataset({"y": ("obs_id", y_test)}),
+        "constant_data": xr.Dataset({"X": (("obs_id", "feature"), X_test)}),
+        "sample_stats": xr.Dataset(
+            {
+                "neg_elbo_per_datum": ("step", trace["neg_elbo_per_datum"].to_numpy()),
+                "wall_s": ("step", trace["wall_s"].to_numpy()),
+            },
+            coords={"step": trace["step"].to_numpy()},
+        ),
+    }
+    if grid is not None:
+        xs, ys, proba = grid
+        n = len(xs)
+        mean = proba.mean(axis=0).reshape(n, n)
+        sd = proba.std(axis=0).reshape(n, n)
+        groups["grid"] = xr.Dataset(
+            {"p_mean": (("grid_y", "grid_x"), mean), "p_sd": (("grid_y", "grid_x"), sd)},
+            coords={"grid_x": xs, "grid_y": ys},
+        )
+    return xr.DataTree.from_dict(groups)
+
+
+def run_cell(cfg: CellConfig, run_dir: Path) -> dict[str, object]:
+    """Train, time and evaluate one cell; write its artifacts; return its result record."""
+    from bnnbench.backends import get_backend
+
+    started = time.perf_counter()
+    spec = get_spec(cfg.model)
+    backend = get_backend(cfg.backend)
+    record: dict[str, object] = {"backend_version": "", "runtime_version": ""}
+    versions = backend.library_versions()
+    record["backend_version"], record["runtime_version"] = list(versions.values())[:2]
+    problem = backend.device_problem(cfg.device)
+    if problem is not None:
+        return {**record, "status": "unsupported", "error": problem}
+
+    data = spec.load_data()
+    sizes = chunk_sizes(cfg.steps, cfg.trace_every)
+
+    t0 = time.perf_counter()
+    session = backend.TrainingSession(spec, data, cfg)
+    session.compile(set(sizes))
+    compile_s = time.perf_counter() - t0
+
+    rows, chunk_ms, done = [], [], 0
+    fit_start = time.perf_counter()
+    for n_steps in sizes:
+        t = time.perf_counter()
+        losses = session.run_steps(n_steps)
+        elapsed = time.perf_counter() - t
+        done += n_steps
+        if not np.all(np.isfinite(losses)):
+            bad = done - n_steps + int(np.argmin(np.isfinite(losses)))
+            raise NonFiniteELBOError(f"negative ELBO is not finite at step {bad + 1}")
+        if n_steps == cfg.trace_every:
+            chunk_ms.append(1000.0 * elapsed / n_steps)
+        rows.append(
+            (
+                cfg.run_id,
+                done,
+                time.perf_counter() - fit_start,
+                float(np.mean(losses)) / data.n_train,
+            )
+        )
+    fit_s = time.perf_counter() - fit_start
+    if not chunk_ms:  # fewer steps than one chunk: time the one remainder chunk
+        chunk_ms.append(1000.0 * fit_s / cfg.steps)
+    trace = pd.DataFrame(rows, columns=["run_id", "step", "wall_s", "neg_elbo_per_datum"])
+
+    t = time.perf_counter()
+    test = session.sample_predictive(data.X_test, cfg.predict_draws, cfg.seed)
+    predict_s = time.perf_counter() - t
+
+    grid = None
+    grid_points = spec.grid_points()
+    if grid_points is not None:
+        xs, ys, points = grid_points
+        grid_pred = session.sample_predictive(points, cfg.predict_draws, cfg.seed + 10_000)
+        grid = (xs, ys, grid_pred.proba)
+
+    mean_proba = metrics.predictive_mean(test.proba)
+    tree = _inference_data(spec, data.y_test, data.X_test, test, grid, trace)
+    tree.attrs.update(
+        {
+            "run_id": cfg.run_id,
+            "model": cfg.model,
+            "backend": cfg.backend,
+            "profile": cfg.profile,
+            "device": cfg.device,
+            "seed": cfg.seed,
+        }
+    )
+    tmp = run_dir / ".inference_data.nc.tmp"
+    encoding = {node.path: {name: {"zlib": True, "complevel": 4} for name in node.data_vars}
+                for node in tree.subtree if node.data_vars}
+    tree.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+    tmp.replace(run_dir / "inference_data.nc")
+
+    record.update(
+        status="ok",
+        error="",
+        execution_path=session.execution_path,
+        dtype=session.dtype,
+        compile_s=compile_s,
+        fit_s=fit_s,
+        step_ms=float(np.median(chunk_ms)),
+        predict_s=predict_s,
+        accuracy=metrics.accuracy(data.y_test, mean_proba),
+        nll=metrics.negative_log_likelihood(data.y_test, mean_proba),
+        final_neg_elbo_per_datum=float(trace["neg_elbo_per_datum"].iloc[-1]),
+        peak_rss_mb=_peak_rss_mb(),
+        cell_wall_s=time.perf_counter() - started,
+        trace=trace[["step", "wall_s", "neg_elbo_per_datum"]].to_dict(orient="list"),
+    )
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the cell process; always writes ``result.json`` unless killed."""
+    run_dir = Path((argv if argv is not None else sys.argv[1:])[0])
+    cfg = CellConfig.from_json((run_dir / "config.json").read_text())
+    atomic_write_text(run_dir / "env.json", json.dumps(environment(), indent=2))
+    try:
+        record = run_cell(cfg, run_dir)
+    except Exception as err:  # the cell fails, the suite goes on
+        traceback.print_exc()
+        record = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    record.setdefault("peak_rss_mb", _peak_rss_mb())
+    atomic_write_text(run_dir / "result.json", json.dumps(record, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""``bnnbench report``: one self-contained HTML page from stored results only.
+
+Tables come from ``runs.csv`` (pandas), ELBO curves from ``traces.csv``, probability surfaces and
+uncertainty maps from each run's ``inference_data.nc``. Figures are drawn with matplotlib and
+embedded as SVG, so the page needs no network and no other file when it is viewed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from bnnbench.config import PROFILE_DESCRIPTIONS
+from bnnbench.results import atomic_write_text, load_runs, load_traces, open_artifacts
+from bnnbench.types import BACKENDS
+
+__all__ = ["SUMMARY_METRICS", "render_report", "summary_table"]
+
+#: (column, label, format) of the summary table, in order.
+SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("accuracy", "test accuracy", "{:.3f}"),
+    ("nll", "test NLL (nats/point)", "{:.4f}"),
+    ("final_neg_elbo_per_datum", "final −ELBO / datum", "{:.4f}"),
+    ("compile_s", "compile (s)", "{:.2f}"),
+    ("step_ms", "step (ms, median)", "{:.3f}"),
+    ("fit_s", "training (s)", "{:.2f}"),
+    ("predict_s", "posterior predictive (s)", "{:.2f}"),
+    ("peak_rss_mb", "peak host memory (MB)", "{:.0f}"),
+)
+COLORS = {"pymc": "#1f77b4", "pyro": "#d62728", "numpyro": "#2ca02c"}
+GROUP_KEYS = ["model", "profile", "device"]
+
+
+def _backend_order(backends: Sequence[str]) -> list[str]:
+    known = [b for b in BACKENDS if b in set(backends)]
+    return known + sorted(set(backends) - set(known))
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Metrics (rows) by backend (columns): ``mean ± sd`` over the ``ok`` seeds, with ``n``."""
+    ok = runs[runs["status"] == "ok"]
+    backends = _backend_order(runs["backend"].unique())
+    table = {}
+    for backend in backends:
+        cells = ok[ok["backend"] == backend]
+        column = {}
+        for col, label, fmt in SUMMARY_METRICS:
+            values = pd.to_numeric(cells[col], errors="coerce").dropna()
+            if values.empty:
+                column[label] = "–"
+            elif len(values) == 1:
+                column[label] = fmt.format(values.iloc[0])
+            else:
+                column[label] = f"{fmt.format(values.mean())} ± {fmt.format(values.std(ddof=1))}"
+        column["seeds ok / run"] = f"{len(cells)} / {int((runs['backend'] == backend).sum())}"
+        table[backend] = column
+    return pd.DataFrame(table)
+
+
+def _svg(fig: plt.Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", dpi=110, metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _trace_figure(runs: pd.DataFrame, traces: pd.DataFrame) -> str | None:
+    ok = runs[runs["status"] == "ok"]
+    data = traces[traces["run_id"].isin(ok["run_id"])].merge(
+        ok[["run_id", "backend", "seed"]], on="run_id"
+    )
+    if data.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for backend in _backend_order(data["backend"].unique()):
+        for i, (_, run) in enumerate(data[data["backend"] == backend].groupby("run_id")):
+            run = run.sort_values("step")
+            label = backend if i == 0 else None
+            kw = dict(color=COLORS.get(backend), alpha=0.8, lw=1.2, label=label)
+            axes[0].plot(run["step"], run["neg_elbo_per_datum"], **kw)
+            axes[1].plot(run["wall_s"], run["neg_elbo_per_datum"], **kw)
+    values = data["neg_elbo_per_datum"].to_numpy()
+    lo, hi = np.nanmin(values), np.nanpercentile(values, 95)
+    axes[0].set_ylim(lo - 0.05 * (hi - lo), hi)
+    axes[0].set_xlabel("step")
+    axes[1].set_xlabel("training wall time (s, compile excluded)")
+    axes[1].set_xscale("log")
+    axes[0].set_ylabel("negative ELBO per datum")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(frameon=False)
+    fig.suptitle("Negative ELBO per datum (full-data scale; one line per seed)", fontsize=10)
+    return _svg(fig)
+
+
+def _timing_figure(runs: pd.DataFrame) -> str | None:
+    ok = runs[runs["status"] == "ok"]
+    if ok.empty:
+        return None
+    backends = _backend_order(ok["backend"].unique())
+    panels = [
+        ("compile_s", "compile (s)"),
+        ("step_ms", "step (ms)"),
+        ("fit_s", "training (s)"),
+        ("predict_s", "predictive (s)"),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(11, 2.8))
+    for ax, (col, label) in zip(axes, panels, strict=True):
+        for i, backend in enumerate(backends):
+            values = pd.to_numeric(ok.loc[ok["backend"] == backend, col], errors="coerce")
+            ax.bar(i, values.median(), color=COLORS.get(backend), alpha=0.7)
+            ax.scatter(np.full(len(values), i), values, color="k", s=8, zorder=3)
+        ax.set_xticks(range(len(backends)), backends)
+        ax.set_yscale("log")
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("Time per phase (bar: median over seeds; dots: seeds)", fontsize=10)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _surface_figure(runs: pd.DataFrame) -> str | None:
+    ok = runs[runs["status"] == "ok"].sort_values("seed")
+    firsts = ok.groupby("backend", sort=False).head(1)
+    panels = []
+    for _, run in firsts.iterrows():
+        try:
+            tree = open_artifacts(Path(run["results_dir"]), run["run_id"])
+        except (OSError, FileNotFoundError):
+            continue
+        if "grid" not in tree.children:
+            continue
+        panels.append((run, tree))
+    if not panels:
+        return None
+    order = _backend_order([run["backend"] for run, _ in panels])
+    panels.sort(key=lambda item: order.index(item[0]["backend"]))
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.6 * len(panels), 6.6), squeeze=False)
+    for j, (run, tree) in enumerate(panels):
+        grid = tree["grid"].to_dataset()
+        X = tree["constant_data"]["X"].values
+        y = tree["observed_data"]["y"].values
+        gx, gy = grid["grid_x"].values, grid["grid_y"].values
+        for i, (var, cmap, label, vmax) in enumerate(
+            [
+                ("p_mean", "RdBu_r", "posterior predictive mean of p(y=1)", 1.0),
+                ("p_sd", "viridis", "posterior predictive sd of p(y=1)", None),
+            ]
+        ):
+            ax = axes[i, j]
+            mesh = ax.contourf(gx, gy, grid[var].values, levels=20, cmap=cmap, vmin=0, vmax=vmax)
+            mesh.set_rasterized(True)
+            ax.scatter(
+                X[y == 0, 0],
+                X[y == 0, 1],
+                s=4,
+                c="w",
+                edgecolors="k",
+                linewidths=0.3,
+                rasterized=True,
+            )
+            ax.scatter(X[y == 1, 0], X[y == 1, 1], s=4, c="k", rasterized=True)
+            ax.set_title(f"{run['backend']} (seed {run['seed']})\n{label}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(mesh, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _sections(runs: pd.DataFrame, traces: pd.DataFrame) -> list[dict]:
+    sections = []
+    for key, group in runs.groupby(GROUP_KEYS, sort=False):
+        model, profile, device = key
+        failures = group[group["status"] != "ok"][["run_id", "status", "error"]]
+        paths = group[group["status"] == "ok"].groupby("backend")["execution_path"].first()
+        sections.append(
+            dict(
+                model=model,
+                profile=profile,
+                device=device,
+                profile_description=PROFILE_DESCRIPTIONS.get(profile, ""),
+                settings=group.iloc[0][
+                    ["steps", "batch_size", "learning_rate", "init_scale", "predict_draws"]
+                ].to_dict(),
+                summary_html=summary_table(group).to_html(classes="summary", border=0),
+                execution_paths=paths.to_dict(),
+                failures=failures.to_dict(orient="records"),
+                trace_svg=_trace_figure(group, traces),
+                timing_svg=_timing_figure(group),
+                surface_svg=_surface_figure(group),
+            )
+        )
+    return sections
+
+
+def render_report(dirs: Sequence[Path], out: Path, title: str = "bnnbench report") -> Path:
+    """Render the report of the results in ``dirs`` to ``out`` (self-contained HTML)."""
+    runs = load_runs(dirs)
+    traces = load_traces(dirs)
+    provenance_cols = [
+        "host",
+        "cpu",
+        "gpu",
+        "git_revision",
+        "python_version",
+        "backend",
+        "backend_version",
+        "runtime_version",
+    ]
+    provenance = (
+        runs[[c for c in provenance_cols if c in runs]]
+        .drop_duplicates()
+        .fillna("")
+        .to_html(index=False, border=0, classes="provenance")
+    )
+    env = Environment(
+        loader=PackageLoader("bnnbench", "templates"), autoescape=select_autoescape(["html", "j2"])
+    )
+    page = env.get_template("report.html.j2").render(
+        title=title,
+        generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        sources=[html.escape(str(d)) for d in dirs],
+        n_runs=len(runs),
+        status_counts=runs["status"].value_counts().to_dict(),
+        sections=_sections(runs, traces),
+        provenance_html=provenance,
+    )
+    out = Path(out)
+    atomic_write_text(out, page)
+    return out

@@ -1,0 +1,176 @@
+r"""The contract every model specification fulfils.
+
+A specification (``models/<spec>/spec.py``) states a Bayesian neural network once, in maths and in
+NumPy: the names and shapes of its parameters, their priors, the likelihood, the data, and a
+float64 reference implementation of the log joint density
+
+.. math::
+
+    \log p(\theta, y \mid X) = \sum_k \log p(\theta_k)
+        + \sum_{n=1}^{N} \log p(y_n \mid x_n, \theta).
+
+Each backend file beside it (``pymc.py``, ``pyro.py``, ``numpyro.py``) must implement exactly that
+density with exactly these site names; ``bnnbench verify`` checks it term by term.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+
+from bnnbench.types import BACKENDS
+
+__all__ = [
+    "SPEC_NAMES",
+    "Dataset",
+    "ModelSpec",
+    "ParamSpec",
+    "TrainingDefaults",
+    "backend_module",
+    "get_spec",
+]
+
+#: Every specification bnnbench knows, by name (``models/<name>/``).
+SPEC_NAMES: tuple[str, ...] = ("moons_2x5",)
+
+Params = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test split; ``X_*`` are float arrays (n, d), ``y_*`` integer labels (n,)."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def n_train(self) -> int:
+        return int(self.X_train.shape[0])
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter tensor: site name, shape, prior (in words and as a log density)."""
+
+    name: str
+    shape: tuple[int, ...]
+    prior: str
+    prior_logpdf: Callable[[np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """Per-spec defaults of the harness (all overridable from the CLI or a suite)."""
+
+    batch_size: int
+    steps: int
+    learning_rate: float
+    init_scale: float
+    predict_draws: int
+    trace_every: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model written once in maths.
+
+    Attributes
+    ----------
+    name
+        The spec's name, also its folder under ``models/``.
+    params
+        The latent parameter tensors in a fixed order.
+    likelihood_site
+        Name of the observed site (the same in every backend).
+    log_likelihood
+        ``(params, X, y) -> float``: :math:`\\sum_n \\log p(y_n \\mid x_n, \\theta)` in float64.
+    predict_proba
+        ``(params, X) -> array``: class probabilities; for one binary output the probability of
+        class 1, shape (n,); parameters may carry leading draw dimensions.
+    load_data
+        ``() -> Dataset``: the fixed train/test split.
+    defaults
+        Harness defaults for this spec.
+    grid
+        ``(lo, hi, n)``: the square of input space on which 2-D specs map the predictive surface,
+        or ``None``.
+    """
+
+    name: str
+    description: str
+    params: tuple[ParamSpec, ...]
+    likelihood_site: str
+    log_likelihood: Callable[[Params, np.ndarray, np.ndarray], float]
+    predict_proba: Callable[[Params, np.ndarray], np.ndarray]
+    load_data: Callable[[], Dataset]
+    defaults: TrainingDefaults
+    grid: tuple[float, float, int] | None = None
+    implementations: tuple[str, ...] = field(default=BACKENDS)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {p.name: p.shape for p in self.params}
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(np.prod(p.shape, dtype=int) for p in self.params))
+
+    def log_prior_terms(self, params: Params) -> dict[str, float]:
+        """Per-tensor log prior densities, float64."""
+        return {
+            p.name: float(p.prior_logpdf(np.asarray(params[p.name], np.float64)))
+            for p in self.params
+        }
+
+    def log_joint_terms(self, params: Params, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Every term of the log joint: one per parameter tensor plus the likelihood site."""
+        terms = self.log_prior_terms(params)
+        terms[self.likelihood_site] = float(self.log_likelihood(params, X, y))
+        return terms
+
+    def random_params(self, rng: np.random.Generator, scale: float = 1.0) -> dict[str, np.ndarray]:
+        """A parameter point with every entry drawn i.i.d. from N(0, scale^2), float64."""
+        return {p.name: scale * rng.standard_normal(p.shape) for p in self.params}
+
+    def initial_means(self, seed: int) -> dict[str, np.ndarray]:
+        """The one seeded draw of initial variational means shared by all backends (``matched``).
+
+        Entries are i.i.d. N(0, 1), as in the PyMC3 tutorial's ``np.random.randn`` test values.
+        """
+        rng = np.random.default_rng([seed, 20_190_601])
+        return {k: v.astype(np.float32) for k, v in self.random_params(rng).items()}
+
+    def grid_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(xs, ys, points)``: the grid axes and its points as an (n*n, 2) array."""
+        if self.grid is None:
+            return None
+        lo, hi, n = self.grid
+        xs = np.linspace(lo, hi, n)
+        ys = np.linspace(lo, hi, n)
+        gx, gy = np.meshgrid(xs, ys)
+        return xs, ys, np.column_stack([gx.ravel(), gy.ravel()])
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec called ``name`` (``ValueError`` listing the valid names otherwise)."""
+    if name not in SPEC_NAMES:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(SPEC_NAMES)}")
+    return importlib.import_module(f"bnnbench.models.{name}.spec").SPEC
+
+
+def backend_module(spec_name: str, backend: str) -> ModuleType:
+    """The file ``models/<spec>/<backend>.py`` (imports the backend's library)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    return importlib.import_module(f"bnnbench.models.{get_spec(spec_name).name}.{backend}")

@@ -1,0 +1,1 @@
+"""Data loaders (installed as ``bnnbench.datasets``)."""

@@ -1,0 +1,94 @@
+r"""``moons_2x5``: the PyMC3 tutorial's Bayesian neural network on two moons, in maths.
+
+Data: ``make_moons(noise=0.2, n_samples=1000, random_state=0)``, standardised, split 50/50;
+:math:`x_n \in \mathbb{R}^2`, :math:`y_n \in \{0, 1\}`, :math:`N = 500` training points.
+
+Network (no biases, tanh):
+
+.. math::
+
+    h^{(1)}_n &= \tanh(x_n W_{in,1}),            & W_{in,1} &\in \mathbb{R}^{2 \times 5} \\
+    h^{(2)}_n &= \tanh(h^{(1)}_n W_{1,2}),       & W_{1,2}  &\in \mathbb{R}^{5 \times 5} \\
+    \eta_n    &= h^{(2)}_n w_{2,out},            & w_{2,out} &\in \mathbb{R}^{5}
+
+Prior and likelihood:
+
+.. math::
+
+    W_{in,1}, W_{1,2}, w_{2,out} \overset{iid}{\sim} \mathcal{N}(0, 1), \qquad
+    y_n \mid x_n, \theta \sim \mathrm{Bernoulli}(\sigma(\eta_n)).
+
+Log joint, float64, with every constant:
+
+.. math::
+
+    \log p(\theta, y \mid X) = \sum_{j} \left(-\tfrac12 \theta_j^2 - \tfrac12 \log 2\pi\right)
+        + \sum_n \left(y_n \eta_n - \log(1 + e^{\eta_n})\right).
+
+Site names in every backend: ``w_in_1`` (2, 5), ``w_1_2`` (5, 5), ``w_2_out`` (5,), observed
+``y``; the probability :math:`\sigma(\eta_n)` is exposed as ``p``. Weight matrices are laid out
+(in, out) in every backend: activations multiply them from the left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from scipy.special import expit, log_expit
+from scipy.stats import norm
+
+from bnnbench.datasets.moons import load_moons
+from bnnbench.spec import ModelSpec, ParamSpec, TrainingDefaults
+
+__all__ = ["N_HIDDEN", "PRIOR_SD", "SPEC", "logits"]
+
+N_INPUT = 2
+N_HIDDEN = 5
+PRIOR_SD = 1.0
+
+
+def _normal_prior(x: np.ndarray) -> float:
+    return float(norm.logpdf(x, 0.0, PRIOR_SD).sum())
+
+
+def logits(params: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    r""":math:`\eta = \tanh(\tanh(X W_{in,1}) W_{1,2}) w_{2,out}`; leading draw dims broadcast."""
+    h1 = np.tanh(X @ params["w_in_1"])
+    h2 = np.tanh(h1 @ params["w_1_2"])
+    return np.einsum("...nh,...h->...n", h2, params["w_2_out"])
+
+
+def log_likelihood(params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> float:
+    r""":math:`\sum_n y_n \log\sigma(\eta_n) + (1 - y_n)\log\sigma(-\eta_n)`."""
+    eta = logits({k: np.asarray(v, np.float64) for k, v in params.items()}, X)
+    return float(np.sum(y * log_expit(eta) + (1 - y) * log_expit(-eta)))
+
+
+def predict_proba(params: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    r""":math:`p(y = 1 \mid x, \theta) = \sigma(\eta)`."""
+    return expit(logits(params, X))
+
+
+SPEC = ModelSpec(
+    name="moons_2x5",
+    description="two moons, 2 -> 5 -> 5 -> 1 tanh, no biases, N(0, 1) weights, Bernoulli-logit",
+    params=(
+        ParamSpec("w_in_1", (N_INPUT, N_HIDDEN), "Normal(0, 1)", _normal_prior),
+        ParamSpec("w_1_2", (N_HIDDEN, N_HIDDEN), "Normal(0, 1)", _normal_prior),
+        ParamSpec("w_2_out", (N_HIDDEN,), "Normal(0, 1)", _normal_prior),
+    ),
+    likelihood_site="y",
+    log_likelihood=log_likelihood,
+    predict_proba=predict_proba,
+    load_data=load_moons,
+    defaults=TrainingDefaults(
+        batch_size=50,
+        steps=10_000,
+        learning_rate=0.01,
+        init_scale=0.1,
+        predict_draws=500,
+        trace_every=100,
+    ),
+    grid=(-3.0, 3.0, 100),
+)

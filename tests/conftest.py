@@ -1,0 +1,34 @@
+"""Shared fixtures. Verification runs in this process in float64, so pytensor is told before
+anything imports it; training runs always happen in child processes with their own settings."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["PYTENSOR_FLAGS"] = ",".join(
+    [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f and "floatX" not in f]
+    + ["floatX=float64"]
+)
+
+from pathlib import Path
+
+import pytest
+
+from bnnbench.cli import main
+
+#: Settings of the tiny end-to-end runs (every backend, real processes, real libraries).
+TINY = ["--steps", "40", "--trace-every", "10", "--draws", "8"]
+
+
+@pytest.fixture(scope="session")
+def tiny() -> list[str]:
+    """CLI settings of a tiny run."""
+    return list(TINY)
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``smoke`` suite run once through the CLI, shared by the tests that read results."""
+    out = tmp_path_factory.mktemp("smoke") / "results"
+    assert main(["run", "--suite", "smoke", *TINY, "--out", str(out), "--no-progress"]) == 0
+    return out

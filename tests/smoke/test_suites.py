@@ -1,0 +1,152 @@
+"""Tiny end-to-end runs: real libraries, one process per cell, through the CLI."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import xarray as xr
+
+from bnnbench.cli import main
+from bnnbench.harness import suite_names
+from bnnbench.results import RUN_COLUMNS, ResultStore
+
+pytestmark = pytest.mark.smoke
+
+
+def test_smoke_suite_runs_every_backend(smoke_results: Path):
+    runs = ResultStore(smoke_results).runs()
+    assert sorted(runs["backend"]) == ["numpyro", "pymc", "pyro"]
+    assert (runs["status"] == "ok").all(), runs[["run_id", "error"]]
+    assert set(RUN_COLUMNS) <= set(runs.columns)
+    for col in ("compile_s", "fit_s", "step_ms", "predict_s", "peak_rss_mb", "accuracy", "nll"):
+        assert (runs[col] > 0).all(), col
+    assert (runs["dtype"] == "float32").all()  # matched profile
+    assert runs["execution_path"].str.len().gt(0).all()
+    traces = ResultStore(smoke_results).traces()
+    for _run_id, trace in traces.groupby("run_id"):
+        assert trace["step"].tolist() == [10, 20, 30, 40]
+        assert trace["wall_s"].is_monotonic_increasing
+
+
+def test_runs_store_inference_data_with_provenance(smoke_results: Path):
+    for run_id in ResultStore(smoke_results).runs()["run_id"]:
+        run_dir = smoke_results / run_id
+        assert {"config.json", "env.json", "inference_data.nc"} <= {
+            p.name for p in run_dir.iterdir()
+        }
+        with xr.open_datatree(run_dir / "inference_data.nc") as tree:
+            assert {"posterior", "posterior_predictive", "observed_data", "grid"} <= set(
+                tree.children
+            )
+            assert tree["posterior"]["w_in_1"].shape == (1, 8, 2, 5)
+            assert tree["posterior_predictive"]["p"].shape == (1, 8, 500)
+            assert tree["grid"]["p_sd"].shape == (100, 100)
+
+
+def test_matched_profile_starts_every_backend_from_the_same_point(smoke_results: Path):
+    """Same initial means and scale: the first chunk's ELBO agrees across backends (loosely)."""
+    traces = ResultStore(smoke_results).traces()
+    first = traces[traces["step"] == 10]["neg_elbo_per_datum"]
+    assert first.max() - first.min() < 0.5 * first.abs().max()
+
+
+def test_resume_skips_finished_cells(smoke_results: Path, tmp_path: Path, tiny: list[str]):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(smoke_results, out)
+    before = (out / "runs.csv").read_text()
+    started = time.perf_counter()
+    assert (
+        main(["run", "--suite", "smoke", *tiny, "--out", str(out), "--resume", "--no-progress"])
+        == 0
+    )
+    assert time.perf_counter() - started < 5  # no cell process was started
+    assert (out / "runs.csv").read_text() == before
+
+
+def test_report_renders_every_backend(smoke_results: Path, tmp_path: Path):
+    out = tmp_path / "report.html"
+    assert main(["report", str(smoke_results), "--out", str(out)]) == 0
+    page = out.read_text()
+    for backend in ("pymc", "pyro", "numpyro"):
+        assert backend in page
+    assert page.count("<svg") >= 3  # traces, timings, surfaces
+    assert "final −ELBO / datum" in page
+    for fetch in ('src="http', "src='http", "<link", "url(http", "@import"):
+        assert fetch not in page  # nothing is fetched when the page is viewed
+
+
+def test_gpu_without_gpu_is_unsupported_and_the_suite_goes_on(tmp_path: Path, tiny: list[str]):
+    out = tmp_path / "gpu"
+    code = main(
+        [
+            "run",
+            "--models",
+            "moons_2x5",
+            "--device",
+            "gpu",
+            "cpu",
+            "--backends",
+            "pyro",
+            *tiny,
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    runs = ResultStore(out).runs().set_index("device")
+    if runs.loc["gpu", "status"] == "ok":
+        pytest.skip("this machine has a GPU")
+    assert code == 0
+    assert runs.loc["gpu", "status"] == "unsupported" and "CUDA" in runs.loc["gpu", "error"]
+    assert runs.loc["cpu", "status"] == "ok"
+
+
+def test_ctrl_c_loses_at_most_the_running_cell(tmp_path: Path, tiny: list[str]):
+    out = tmp_path / "interrupted"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bnnbench",
+        "run",
+        "--suite",
+        "smoke",
+        *tiny,
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (out / "runs.csv").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) in (1, 2) and (runs["status"] == "ok").all()
+    assert not [p for p in out.rglob("*.tmp")]
+    assert (
+        main(["run", "--suite", "smoke", *tiny, "--out", str(out), "--resume", "--no-progress"])
+        == 0
+    )
+    assert sorted(pd.read_csv(out / "runs.csv")["backend"]) == ["numpyro", "pymc", "pyro"]
+
+
+@pytest.mark.parametrize("suite", sorted(set(suite_names()) - {"smoke"}))
+def test_every_suite_runs_tiny(suite: str, tmp_path: Path, tiny: list[str]):
+    out = tmp_path / suite
+    assert (
+        main(["run", "--suite", suite, *tiny, "--seeds", "0", "--out", str(out), "--no-progress"])
+        == 0
+    )
+    runs = ResultStore(out).runs()
+    assert (runs["status"] == "ok").all(), runs[["run_id", "error"]]
+    assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0

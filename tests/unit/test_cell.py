@@ -1,0 +1,65 @@
+"""The cell process's logic, in this process, with a fake backend where a fault is needed."""
+
+import json
+import types
+
+import numpy as np
+import pytest
+
+from bnnbench import cell
+from bnnbench.config import CellConfig
+
+
+def test_chunk_sizes_cover_every_step():
+    assert cell.chunk_sizes(250, 100) == [100, 100, 50]
+    assert cell.chunk_sizes(200, 100) == [100, 100]
+    assert cell.chunk_sizes(30, 100) == [30]
+
+
+def _fake_backend(losses):
+    class Session:
+        execution_path, dtype = "fake", "float32"
+
+        def __init__(self, spec, data, cfg):
+            pass
+
+        def compile(self, sizes):
+            pass
+
+        def run_steps(self, n):
+            return np.full(n, losses)
+
+    return types.SimpleNamespace(
+        library_versions=lambda: {"fake": "1", "rt": "2"},
+        device_problem=lambda device: "no such device" if device == "gpu" else None,
+        TrainingSession=Session,
+    )
+
+
+def _run_main(tmp_path, monkeypatch, losses, device="cpu"):
+    import bnnbench.backends
+
+    monkeypatch.setattr(bnnbench.backends, "get_backend", lambda name: _fake_backend(losses))
+    cfg = CellConfig.from_defaults(
+        "moons_2x5", "pyro", "matched", device, 0, steps=30, trace_every=10
+    )
+    (tmp_path / "config.json").write_text(cfg.to_json())
+    assert cell.main([str(tmp_path)]) == 0
+    return json.loads((tmp_path / "result.json").read_text())
+
+
+def test_nan_elbo_fails_the_cell(tmp_path, monkeypatch):
+    result = _run_main(tmp_path, monkeypatch, np.nan)
+    assert result["status"] == "failed"
+    assert "NonFiniteELBOError" in result["error"] and "step 1" in result["error"]
+
+
+def test_device_problem_makes_the_cell_unsupported(tmp_path, monkeypatch):
+    result = _run_main(tmp_path, monkeypatch, 1.0, device="gpu")
+    assert result == {**result, "status": "unsupported", "error": "no such device"}
+
+
+@pytest.mark.parametrize("name", ["env.json", "result.json"])
+def test_cell_always_writes_provenance_and_result(tmp_path, monkeypatch, name):
+    _run_main(tmp_path, monkeypatch, np.inf)
+    assert (tmp_path / name).exists()

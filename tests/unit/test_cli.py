@@ -1,0 +1,48 @@
+import pytest
+
+from bnnbench.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "valid"),
+    [
+        (["run", "--models", "moons_9x9", "--out", "x"], "moons_2x5"),
+        (["run", "--models", "moons_2x5", "--backends", "stan", "--out", "x"], "numpyro"),
+        (["run", "--models", "moons_2x5", "--profile", "fast", "--out", "x"], "matched"),
+        (["run", "--models", "moons_2x5", "--device", "tpu", "--out", "x"], "gpu"),
+        (["run", "--suite", "nightly", "--out", "x"], "default"),
+        (["verify", "--backends", "edward"], "pyro"),
+    ],
+)
+def test_bad_choices_exit_2_listing_the_valid_ones(argv, valid, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert valid in capsys.readouterr().err
+
+
+def test_run_needs_a_suite_or_models(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--out", "x"])
+    assert exc.value.code == 2
+
+
+def test_run_refuses_to_clobber_results(tmp_path, capsys):
+    (tmp_path / "runs.csv").write_text("run_id,status\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--models", "moons_2x5", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_report_rejects_a_folder_without_results(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
+    assert exc.value.code == 2
+
+
+def test_list_names_everything(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("moons_2x5", "pymc", "pyro", "numpyro", "matched", "native", "default"):
+        assert word in out

@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+import bnnbench.harness as harness
+from bnnbench.config import CellConfig
+from bnnbench.results import ResultStore
+
+
+def test_plan_cells_is_the_full_grid():
+    cells = harness.plan_cells(
+        ["moons_2x5"], ["pymc", "pyro"], ["matched", "native"], ["cpu"], [0, 1, 2], steps=10
+    )
+    assert len(cells) == 12
+    assert len({c.run_id for c in cells}) == 12
+    assert all(c.steps == 10 for c in cells)
+
+
+def test_every_suite_loads_and_plans():
+    names = harness.suite_names()
+    assert {"default", "smoke", "profiles"} <= set(names)
+    default = harness.plan_suite(harness.load_suite("default"))
+    assert {(c.backend, c.seed) for c in default} == {
+        (b, s) for b in ("pymc", "pyro", "numpyro") for s in (0, 1, 2)
+    }
+    assert {c.profile for c in default} == {"matched"} and {c.device for c in default} == {"cpu"}
+
+
+def test_cli_overrides_win_over_the_suite():
+    cells = harness.plan_suite(harness.load_suite("smoke"), steps=7, seeds=None)
+    assert {c.steps for c in cells} == {7}
+
+
+def test_unknown_suite_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="default"):
+        harness.load_suite("nightly")
+
+
+@pytest.mark.parametrize(("profile", "float_x"), [("matched", "float32"), ("native", "float64")])
+def test_cell_environment_fixes_precision_before_import(profile, float_x):
+    cfg = CellConfig.from_defaults("moons_2x5", "pymc", profile, "cpu", 0)
+    env = harness.cell_environment(cfg)
+    assert f"floatX={float_x}" in env["PYTENSOR_FLAGS"]
+    assert env["JAX_PLATFORMS"] == "cpu" and env["JAX_ENABLE_X64"] == "0"
+
+
+def test_missing_package_makes_cells_unavailable(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(harness, "missing_packages", lambda b: ["pyro-ppl"] if b == "pyro" else [])
+    cfg = CellConfig.from_defaults("moons_2x5", "pyro", "matched", "cpu", 0)
+    row = harness.run_one(cfg, ResultStore(tmp_path), harness.environment())
+    assert row["status"] == "unavailable" and "pyro-ppl" in row["error"]
+    assert ResultStore(tmp_path).runs()["status"].tolist() == ["unavailable"]
+
+
+def test_timeout_fails_the_cell_and_kills_it(tmp_path: Path):
+    cfg = CellConfig.from_defaults("moons_2x5", "numpyro", "matched", "cpu", 0, timeout_s=0.5)
+    row = harness.run_one(cfg, ResultStore(tmp_path), harness.environment())
+    assert row["status"] == "failed" and "timed out after 0.5 s" in row["error"]
