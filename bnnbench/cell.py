@@ -94,8 +94,11 @@ def _inference_data(
     return xr.DataTree.from_dict(groups)
 
 
-def run_cell(cfg: CellConfig, run_dir: Path) -> dict[str, object]:
-    """Train, time and evaluate one cell; write its artifacts; return its result record."""
+def run_cell(cfg: CellConfig, run_dir: Path, rows: list[tuple] | None = None) -> dict[str, object]:
+    """Train, time and evaluate one cell; write its artifacts; return its result record.
+
+    ``rows`` collects the ELBO trace points as they come, so a failed cell keeps its trace.
+    """
     from bnnbench.backends import get_backend
 
     started = time.perf_counter()
@@ -116,7 +119,8 @@ def run_cell(cfg: CellConfig, run_dir: Path) -> dict[str, object]:
     session.compile(set(sizes))
     compile_s = time.perf_counter() - t0
 
-    rows, chunk_ms, done = [], [], 0
+    rows = [] if rows is None else rows
+    chunk_ms, done = [], 0
     fit_start = time.perf_counter()
     for n_steps in sizes:
         t = time.perf_counter()
@@ -165,8 +169,11 @@ def run_cell(cfg: CellConfig, run_dir: Path) -> dict[str, object]:
         }
     )
     tmp = run_dir / ".inference_data.nc.tmp"
-    encoding = {node.path: {name: {"zlib": True, "complevel": 4} for name in node.data_vars}
-                for node in tree.subtree if node.data_vars}
+    encoding = {
+        node.path: {name: {"zlib": True, "complevel": 4} for name in node.data_vars}
+        for node in tree.subtree
+        if node.data_vars
+    }
     tree.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
     tmp.replace(run_dir / "inference_data.nc")
 
@@ -194,11 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path((argv if argv is not None else sys.argv[1:])[0])
     cfg = CellConfig.from_json((run_dir / "config.json").read_text())
     atomic_write_text(run_dir / "env.json", json.dumps(environment(), indent=2))
+    trace_rows: list[tuple] = []
     try:
-        record = run_cell(cfg, run_dir)
+        record = run_cell(cfg, run_dir, trace_rows)
     except Exception as err:  # the cell fails, the suite goes on
         traceback.print_exc()
         record = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+        if trace_rows:  # what was trained before the failure, for diagnosis
+            steps, wall_s, neg_elbo = zip(*[row[1:] for row in trace_rows], strict=True)
+            record["trace"] = {"step": steps, "wall_s": wall_s, "neg_elbo_per_datum": neg_elbo}
     record.setdefault("peak_rss_mb", _peak_rss_mb())
     atomic_write_text(run_dir / "result.json", json.dumps(record, default=float))
     return 0

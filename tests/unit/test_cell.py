@@ -54,6 +54,36 @@ def test_nan_elbo_fails_the_cell(tmp_path, monkeypatch):
     assert "NonFiniteELBOError" in result["error"] and "step 1" in result["error"]
 
 
+def test_failed_cell_keeps_the_trace_it_reached(tmp_path, monkeypatch):
+    import bnnbench.backends
+
+    class Diverging:
+        execution_path, dtype = "fake", "float32"
+
+        def __init__(self, spec, data, cfg):
+            self.calls = 0
+
+        def compile(self, sizes):
+            pass
+
+        def run_steps(self, n):
+            self.calls += 1
+            return np.full(n, 5.0 if self.calls < 3 else np.nan)
+
+    fake = _fake_backend(1.0)
+    fake.TrainingSession = Diverging
+    monkeypatch.setattr(bnnbench.backends, "get_backend", lambda name: fake)
+    cfg = CellConfig.from_defaults(
+        "moons_2x5", "pyro", "matched", "cpu", 0, steps=50, trace_every=10
+    )
+    (tmp_path / "config.json").write_text(cfg.to_json())
+    cell.main([str(tmp_path)])
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "failed" and "step 21" in result["error"]
+    assert result["trace"]["step"] == [10, 20]
+    assert result["trace"]["neg_elbo_per_datum"] == [5.0 / 500, 5.0 / 500]
+
+
 def test_device_problem_makes_the_cell_unsupported(tmp_path, monkeypatch):
     result = _run_main(tmp_path, monkeypatch, 1.0, device="gpu")
     assert result == {**result, "status": "unsupported", "error": "no such device"}
