@@ -22,15 +22,17 @@ import time
 import traceback
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bnnbench import metrics
 from bnnbench.config import CellConfig
+from bnnbench.predictive import PredictiveDraws, posterior_predictive, summary_dataset
 from bnnbench.provenance import environment
 from bnnbench.results import atomic_write_text
-from bnnbench.spec import ModelSpec, get_spec
+from bnnbench.spec import Dataset, get_spec
 
 __all__ = ["NonFiniteELBOError", "chunk_sizes", "main", "run_cell"]
 
@@ -51,29 +53,33 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _inference_data(
-    spec: ModelSpec, y_test: np.ndarray, X_test: np.ndarray, test, grid, trace: pd.DataFrame
-) -> xr.DataTree:
-    """ArviZ-layout InferenceData: posterior, posterior_predictive, observed_data, and more."""
-    draws = test.proba.shape[0]
-    coords = {"chain": [0], "draw": np.arange(draws)}
-    posterior = xr.Dataset(
+#: Largest number of floats of one parameter tensor's draws kept in ``inference_data.nc``; larger
+#: tensors (the MNIST weight matrices) are summarised by the stored predictive instead.
+POSTERIOR_FLOATS_LIMIT = 2_000_000
+#: Largest test input array kept as ``constant_data``.
+CONSTANT_DATA_FLOATS_LIMIT = 1_000_000
+
+
+def _draws_dataset(arrays: dict[str, np.ndarray]) -> xr.Dataset:
+    """``(draws, *shape)`` arrays as an ArviZ group with ``chain`` and ``draw`` dims."""
+    return xr.Dataset(
         {
             k: (("chain", "draw", *[f"{k}_dim_{i}" for i in range(v.ndim - 1)]), v[None])
-            for k, v in test.posterior.items()
+            for k, v in arrays.items()
         },
-        coords=coords,
+        coords={"chain": [0], "draw": np.arange(next(iter(arrays.values())).shape[0])},
     )
-    obs = ("chain", "draw", "obs_id")
-    post_pred = xr.Dataset(
-        {"y": (obs, test.y.astype(np.int8)[None]), "p": (obs, test.proba.astype(np.float32)[None])},
-        coords=coords,
-    )
+
+
+def _inference_data(data: Dataset, test: PredictiveDraws, trace: pd.DataFrame) -> xr.DataTree:
+    """ArviZ-layout InferenceData: posterior, posterior_predictive, observed_data, sample_stats."""
+    posterior = {k: v for k, v in test.posterior.items() if v.size <= POSTERIOR_FLOATS_LIMIT}
     groups = {
-        "posterior": posterior,
-        "posterior_predictive": post_pred,
-        "observed_data": xr.Dataset({"y": ("obs_id", y_test)}),
-        "constant_data": xr.Dataset({"X": (("obs_id", "feature"), X_test)}),
+        "posterior": _draws_dataset(posterior) if posterior else xr.Dataset(),
+        "posterior_predictive": _draws_dataset(
+            {"y": test.y.astype(np.int8), "p": test.proba.astype(np.float32)}
+        ),
+        "observed_data": xr.Dataset({"y": ("obs_id", data.y_test)}),
         "sample_stats": xr.Dataset(
             {
                 "neg_elbo_per_datum": ("step", trace["neg_elbo_per_datum"].to_numpy()),
@@ -82,16 +88,35 @@ def _inference_data(
             coords={"step": trace["step"].to_numpy()},
         ),
     }
-    if grid is not None:
-        xs, ys, proba = grid
-        n = len(xs)
-        mean = proba.mean(axis=0).reshape(n, n)
-        sd = proba.std(axis=0).reshape(n, n)
-        groups["grid"] = xr.Dataset(
-            {"p_mean": (("grid_y", "grid_x"), mean), "p_sd": (("grid_y", "grid_x"), sd)},
-            coords={"grid_x": xs, "grid_y": ys},
-        )
-    return xr.DataTree.from_dict(groups)
+    if data.X_test.size <= CONSTANT_DATA_FLOATS_LIMIT:
+        groups["constant_data"] = xr.Dataset({"X": (("obs_id", "feature"), data.X_test)})
+    tree = xr.DataTree.from_dict(groups)
+    tree.attrs["omitted_posterior"] = ",".join(sorted(set(test.posterior) - set(posterior)))
+    return tree
+
+
+def _grid_dataset(xs: np.ndarray, ys: np.ndarray, proba: np.ndarray) -> xr.Dataset:
+    """Predictive mean and sd of p(y = 1) over the grid (the tutorial's two maps)."""
+    n = len(xs)
+    return xr.Dataset(
+        {
+            "p_mean": (("grid_y", "grid_x"), proba.mean(axis=0).reshape(n, n)),
+            "p_sd": (("grid_y", "grid_x"), proba.std(axis=0).reshape(n, n)),
+        },
+        coords={"grid_x": xs, "grid_y": ys},
+    )
+
+
+def _write_tree(tree: xr.DataTree, path: Path) -> None:
+    """Compressed netCDF, written beside the target and renamed into place."""
+    encoding = {
+        node.path: {name: {"zlib": True, "complevel": 4} for name in node.data_vars}
+        for node in tree.subtree
+        if node.data_vars
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    tree.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+    tmp.replace(path)
 
 
 def run_cell(cfg: CellConfig, run_dir: Path, rows: list[tuple] | None = None) -> dict[str, object]:
@@ -146,36 +171,32 @@ def run_cell(cfg: CellConfig, run_dir: Path, rows: list[tuple] | None = None) ->
     trace = pd.DataFrame(rows, columns=["run_id", "step", "wall_s", "neg_elbo_per_datum"])
 
     t = time.perf_counter()
-    test = session.sample_predictive(data.X_test, cfg.predict_draws, cfg.seed)
+    test = posterior_predictive(
+        session, data.X_test, cfg.predict_draws, cfg.seed, spec.predict_chunk
+    )
     predict_s = time.perf_counter() - t
 
-    grid = None
+    summary = {"test": summary_dataset(data.y_test, test, spec.n_classes)}
     grid_points = spec.grid_points()
     if grid_points is not None:
         xs, ys, points = grid_points
-        grid_pred = session.sample_predictive(points, cfg.predict_draws, cfg.seed + 10_000)
-        grid = (xs, ys, grid_pred.proba)
+        grid = posterior_predictive(
+            session, points, cfg.predict_draws, cfg.seed + 10_000, spec.predict_chunk
+        )
+        summary["grid"] = _grid_dataset(xs, ys, grid.proba)
+        summary["test_inputs"] = xr.Dataset({"X": (("obs_id", "feature"), data.X_test)})
 
-    mean_proba = metrics.predictive_mean(test.proba)
-    tree = _inference_data(spec, data.y_test, data.X_test, test, grid, trace)
-    tree.attrs.update(
-        {
-            "run_id": cfg.run_id,
-            "model": cfg.model,
-            "backend": cfg.backend,
-            "profile": cfg.profile,
-            "device": cfg.device,
-            "seed": cfg.seed,
-        }
-    )
-    tmp = run_dir / ".inference_data.nc.tmp"
-    encoding = {
-        node.path: {name: {"zlib": True, "complevel": 4} for name in node.data_vars}
-        for node in tree.subtree
-        if node.data_vars
-    }
-    tree.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
-    tmp.replace(run_dir / "inference_data.nc")
+    attrs = {k: getattr(cfg, k) for k in ("model", "backend", "profile", "device", "seed")}
+    tree = _inference_data(data, test, trace)
+    tree.attrs.update(run_id=cfg.run_id, **attrs)
+    _write_tree(tree, run_dir / "inference_data.nc")
+    scales = [p.name for p in spec.params if p.positive and p.name in test.posterior]
+    if scales:  # the hierarchical scales: ArviZ summary of their posterior draws
+        az.summary(tree, var_names=scales, kind="stats").to_csv(run_dir / "scales_summary.csv")
+    summary_tree = xr.DataTree.from_dict(summary)
+    summary_tree.attrs.update(run_id=cfg.run_id, **attrs)
+    _write_tree(summary_tree, run_dir / "predictive_summary.nc")
+    mean_proba = summary["test"]["mean_proba"].values
 
     record.update(
         status="ok",

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from bnnbench.spec import SPEC_NAMES
-from bnnbench.types import BACKENDS, DEVICES, PROFILES
+from bnnbench.types import BACKENDS, BAYESIAN_BACKENDS, DEVICES, PROFILES
 
 __all__ = ["main"]
 
@@ -38,15 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         "--backends",
         nargs="+",
         choices=BACKENDS,
-        default=list(BACKENDS),
         metavar="BACKEND",
-        help=f"backends (choose from {', '.join(BACKENDS)})",
+        help=f"backends (choose from {', '.join(BACKENDS)}; default: all)",
     )
     run.add_argument(
         "--profile",
         nargs="+",
         choices=PROFILES,
-        default=["matched"],
         metavar="PROFILE",
         help=f"settings profiles (choose from {', '.join(PROFILES)})",
     )
@@ -54,7 +52,6 @@ def _parser() -> argparse.ArgumentParser:
         "--device",
         nargs="+",
         choices=DEVICES,
-        default=["cpu"],
         metavar="DEVICE",
         help=f"devices (choose from {', '.join(DEVICES)})",
     )
@@ -95,10 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--backends",
         nargs="+",
-        choices=BACKENDS,
-        default=list(BACKENDS),
+        choices=BAYESIAN_BACKENDS,
+        default=list(BAYESIAN_BACKENDS),
         metavar="BACKEND",
-        help=f"backends (choose from {', '.join(BACKENDS)})",
+        help=f"backends (choose from {', '.join(BAYESIAN_BACKENDS)})",
     )
     verify.add_argument("--points", type=int, default=3, help="random parameter points")
     verify.add_argument("--seed", type=int, default=0)
@@ -107,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="results folders")
     report.add_argument("--out", type=Path, required=True, help="HTML file to write")
     report.add_argument("--title", default="bnnbench report")
+
+    data = sub.add_parser("data", help="obtain the data sets the specs need")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="download, verify and cache a data set")
+    fetch.add_argument("dataset", choices=["mnist"], help="data set (choose from mnist)")
+    fetch.add_argument("--force", action="store_true", help="download again even if cached")
 
     sub.add_parser("list", help="list specs, backends, profiles, devices and suites")
     return parser
@@ -127,15 +130,21 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     try:
         if args.suite:
-            if args.models:
-                parser.error("give either --suite or --models, not both")
-            cells = plan_suite(load_suite(args.suite), seeds=args.seeds, **overrides)
+            # With a suite, --models/--backends/--profile/--device select among its cells.
+            cells = [
+                c
+                for c in plan_suite(load_suite(args.suite), seeds=args.seeds, **overrides)
+                if (not args.models or c.model in args.models)
+                and (not args.backends or c.backend in args.backends)
+                and (not args.profile or c.profile in args.profile)
+                and (not args.device or c.device in args.device)
+            ]
         elif args.models:
             cells = plan_cells(
                 args.models,
-                args.backends,
-                args.profile,
-                args.device,
+                args.backends or list(BACKENDS),
+                args.profile or ["matched"],
+                args.device or ["cpu"],
                 args.seeds or [0],
                 **overrides,
             )
@@ -224,6 +233,18 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 0
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    from bnnbench.datasets.mnist import DataUnavailableError, fetch_mnist
+
+    try:
+        path = fetch_mnist(force=args.force)
+    except DataUnavailableError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.dataset}: {path} (sha256 verified)")
+    return 0
+
+
 def _cmd_list() -> int:
     from bnnbench.config import PROFILE_DESCRIPTIONS
     from bnnbench.harness import load_suite, suite_names
@@ -253,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_verify(args)
     if args.command == "report":
         return _cmd_report(args, parser)
+    if args.command == "data":
+        return _cmd_data(args)
     return _cmd_list()
 
 

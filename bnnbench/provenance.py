@@ -19,6 +19,7 @@ BACKEND_DISTRIBUTIONS: dict[str, tuple[str, str]] = {
     "pymc": ("pymc", "pytensor"),
     "pyro": ("pyro-ppl", "torch"),
     "numpyro": ("numpyro", "jax"),
+    "torch-ml": ("torch", "torch"),
 }
 _DISTRIBUTIONS = (
     "numpy",

@@ -23,6 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bnnbench.config import PROFILE_DESCRIPTIONS
 from bnnbench.results import atomic_write_text, load_runs, load_traces, open_artifacts
+from bnnbench.spec import get_spec
 from bnnbench.types import BACKENDS
 
 __all__ = ["SUMMARY_METRICS", "render_report", "summary_table"]
@@ -150,8 +151,8 @@ def _surface_figure(runs: pd.DataFrame) -> str | None:
     fig, axes = plt.subplots(2, len(panels), figsize=(3.6 * len(panels), 6.6), squeeze=False)
     for j, (run, tree) in enumerate(panels):
         grid = tree["grid"].to_dataset()
-        X = tree["constant_data"]["X"].values
-        y = tree["observed_data"]["y"].values
+        X = tree["test_inputs"]["X"].values
+        y = tree["test"]["y"].values
         gx, gy = grid["grid_x"].values, grid["grid_y"].values
         for i, (var, cmap, label, vmax) in enumerate(
             [
@@ -180,6 +181,93 @@ def _surface_figure(runs: pd.DataFrame) -> str | None:
     return _svg(fig)
 
 
+def _chi_square_figure(runs: pd.DataFrame) -> str | None:
+    """Per backend: the chi-square of the votes for correct vs misclassified test points."""
+    ok = runs[runs["status"] == "ok"].sort_values("seed")
+    panels = []
+    for backend in _backend_order(ok["backend"].unique()):
+        run = ok[ok["backend"] == backend].iloc[0]
+        try:
+            test = open_artifacts(Path(run["results_dir"]), run["run_id"])["test"].to_dataset()
+        except (OSError, KeyError):
+            continue
+        if test.attrs.get("draws", 0) < 2:
+            continue  # a point estimate has no vote spread
+        panels.append((run, test))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 2.8), squeeze=False)
+    for ax, (run, test) in zip(axes[0], panels, strict=True):
+        chi2, correct = test["chi2"].values, test["correct"].values.astype(bool)
+        bins = np.linspace(0, max(chi2.max(), 1e-9), 30)
+        for mask, label, color in (
+            (correct, "correct", "#2ca02c"),
+            (~correct, "misclassified", "#d62728"),
+        ):
+            if mask.any():
+                ax.hist(
+                    chi2[mask],
+                    bins=bins,
+                    density=True,
+                    alpha=0.6,
+                    color=color,
+                    label=f"{label} ({mask.sum()})",
+                )
+        ax.set_title(
+            f"{run['backend']} (seed {run['seed']}), {test.attrs['draws']} draws", fontsize=8
+        )
+        ax.set_xlabel("chi-square of the predicted labels")
+        ax.legend(frameon=False, fontsize=7)
+    axes[0, 0].set_ylabel("density")
+    fig.suptitle("Certainty of the posterior-predictive votes (higher = more certain)", fontsize=10)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _scales_figure(runs: pd.DataFrame) -> str | None:
+    """Learned scales of a hierarchical spec: posterior mean +- sd per backend (first seed)."""
+    ok = runs[runs["status"] == "ok"].sort_values("seed")
+    rows = []
+    for backend in _backend_order(ok["backend"].unique()):
+        run = ok[ok["backend"] == backend].iloc[0]
+        path = Path(run["results_dir"]) / run["run_id"] / "scales_summary.csv"
+        if path.exists():
+            rows.append(pd.read_csv(path, index_col=0).assign(backend=backend))
+    if not rows:
+        return None
+    table = pd.concat(rows)
+    names = list(dict.fromkeys(table.index))
+    fig, ax = plt.subplots(figsize=(9, 3))
+    width = 0.8 / table["backend"].nunique()
+    for i, (backend, group) in enumerate(table.groupby("backend", sort=False)):
+        x = np.arange(len(names)) + (i - (table["backend"].nunique() - 1) / 2) * width
+        group = group.reindex(names)
+        ax.errorbar(
+            x,
+            group["mean"],
+            yerr=group["sd"],
+            fmt="o",
+            color=COLORS.get(backend),
+            label=backend,
+            capsize=2,
+        )
+    ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("scale (posterior mean ± sd)")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.suptitle("Regularisation learned per tensor", fontsize=10)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _spec_reference(model: str) -> str:
+    try:
+        return get_spec(model).reference
+    except ValueError:
+        return ""
+
+
 def _sections(runs: pd.DataFrame, traces: pd.DataFrame) -> list[dict]:
     sections = []
     for key, group in runs.groupby(GROUP_KEYS, sort=False):
@@ -192,6 +280,7 @@ def _sections(runs: pd.DataFrame, traces: pd.DataFrame) -> list[dict]:
                 profile=profile,
                 device=device,
                 profile_description=PROFILE_DESCRIPTIONS.get(profile, ""),
+                reference=_spec_reference(model),
                 settings=group.iloc[0][
                     ["steps", "batch_size", "learning_rate", "init_scale", "predict_draws"]
                 ].to_dict(),
@@ -201,6 +290,8 @@ def _sections(runs: pd.DataFrame, traces: pd.DataFrame) -> list[dict]:
                 trace_svg=_trace_figure(group, traces),
                 timing_svg=_timing_figure(group),
                 surface_svg=_surface_figure(group),
+                chi_square_svg=_chi_square_figure(group),
+                scales_svg=_scales_figure(group),
             )
         )
     return sections

@@ -150,10 +150,12 @@ def load_traces(dirs: Iterable[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRACE_COLUMNS)
 
 
-def open_artifacts(results_dir: Path, run_id: str) -> xr.DataTree:
-    """The run's InferenceData (an ArviZ/xarray ``DataTree``), loaded into memory."""
-    path = Path(results_dir) / run_id / "inference_data.nc"
-    with xr.open_datatree(path) as tree:
+def open_artifacts(
+    results_dir: Path, run_id: str, name: str = "predictive_summary.nc"
+) -> xr.DataTree:
+    """A run's stored tree, loaded into memory: ``predictive_summary.nc`` (small: per test point
+    mean probabilities, votes, chi-square; the grid maps) or ``inference_data.nc`` (ArviZ)."""
+    with xr.open_datatree(Path(results_dir) / run_id / name) as tree:
         return tree.load()
 
 

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: Every specification bnnbench knows, by name (``models/<name>/``).
-SPEC_NAMES: tuple[str, ...] = ("moons_2x5",)
+SPEC_NAMES: tuple[str, ...] = ("moons_2x5", "mnist_2x800", "mnist_2x800_hier", "mnist_conv")
 
 Params = Mapping[str, np.ndarray]
 
@@ -57,12 +57,28 @@ class Dataset:
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter tensor: site name, shape, prior (in words and as a log density)."""
+    """One parameter tensor: site name, shape, prior (in words and as a log density).
+
+    Attributes
+    ----------
+    prior_logpdf
+        ``(value, params) -> float``: the log prior density of this tensor, float64; ``params``
+        holds the other tensors for hierarchical priors.
+    init_sd
+        Standard deviation of the shared seeded draw of initial means (``matched``) and of the
+        random points of ``verify``.
+    positive
+        A positive parameter (a scale): it starts at ``init_value`` and is drawn log-normally
+        around it by ``verify``; variational families act on its logarithm.
+    """
 
     name: str
     shape: tuple[int, ...]
     prior: str
-    prior_logpdf: Callable[[np.ndarray], float]
+    prior_logpdf: Callable[[np.ndarray, Mapping[str, np.ndarray]], float]
+    init_sd: float = 1.0
+    positive: bool = False
+    init_value: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,16 @@ class ModelSpec:
     grid
         ``(lo, hi, n)``: the square of input space on which 2-D specs map the predictive surface,
         or ``None``.
+    n_classes
+        Number of classes; a 2-class spec has a Bernoulli likelihood and its site ``p`` is
+        p(y = 1 | x) of shape (n,), otherwise ``p`` holds softmax probabilities (n, K).
+    predict_chunk
+        Test points per call of the backend's predictive (bounds memory).
+    reference
+        What the tutorial behind the spec reported (shown beside the results).
+    verify_points
+        ``verify`` evaluates the log joint on the first this many training points (``None``: all);
+        large specs use a subset so that the float64 NumPy reference stays fast.
     """
 
     name: str
@@ -112,11 +138,20 @@ class ModelSpec:
     load_data: Callable[[], Dataset]
     defaults: TrainingDefaults
     grid: tuple[float, float, int] | None = None
+    n_classes: int = 2
+    predict_chunk: int = 10_000
+    verify_points: int | None = None
+    reference: str = ""
     implementations: tuple[str, ...] = field(default=BACKENDS)
 
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
+
+    @property
+    def proba_event_shape(self) -> tuple[int, ...]:
+        """Shape of the site ``p`` per data point: () if binary, (K,) otherwise."""
+        return () if self.n_classes == 2 else (self.n_classes,)
 
     @property
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -128,10 +163,8 @@ class ModelSpec:
 
     def log_prior_terms(self, params: Params) -> dict[str, float]:
         """Per-tensor log prior densities, float64."""
-        return {
-            p.name: float(p.prior_logpdf(np.asarray(params[p.name], np.float64)))
-            for p in self.params
-        }
+        params64 = {k: np.asarray(v, np.float64) for k, v in params.items()}
+        return {p.name: float(p.prior_logpdf(params64[p.name], params64)) for p in self.params}
 
     def log_joint_terms(self, params: Params, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Every term of the log joint: one per parameter tensor plus the likelihood site."""
@@ -139,17 +172,37 @@ class ModelSpec:
         terms[self.likelihood_site] = float(self.log_likelihood(params, X, y))
         return terms
 
-    def random_params(self, rng: np.random.Generator, scale: float = 1.0) -> dict[str, np.ndarray]:
-        """A parameter point with every entry drawn i.i.d. from N(0, scale^2), float64."""
-        return {p.name: scale * rng.standard_normal(p.shape) for p in self.params}
+    def random_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A random parameter point, float64: entries N(0, init_sd^2), positive ones
+        ``init_value * exp(N(0, 1/4))``."""
+        return {
+            p.name: p.init_value * np.exp(0.5 * rng.standard_normal(p.shape))
+            if p.positive
+            else p.init_sd * rng.standard_normal(p.shape)
+            for p in self.params
+        }
 
     def initial_means(self, seed: int) -> dict[str, np.ndarray]:
         """The one seeded draw of initial variational means shared by all backends (``matched``).
 
-        Entries are i.i.d. N(0, 1), as in the PyMC3 tutorial's ``np.random.randn`` test values.
+        Entries are i.i.d. N(0, init_sd^2) (moons: N(0, 1), the PyMC3 tutorial's
+        ``np.random.randn`` test values); positive parameters start at ``init_value``. Values are
+        in the parameters' own (constrained) space, float32.
         """
         rng = np.random.default_rng([seed, 20_190_601])
-        return {k: v.astype(np.float32) for k, v in self.random_params(rng).items()}
+        return {
+            p.name: np.full(p.shape, p.init_value, np.float32)
+            if p.positive
+            else (p.init_sd * rng.standard_normal(p.shape)).astype(np.float32)
+            for p in self.params
+        }
+
+    def verification_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, y)`` on which ``verify`` compares the backends: the first ``verify_points``
+        training points (all of them by default), X in float64."""
+        data = self.load_data()
+        n = self.verify_points or data.n_train
+        return np.asarray(data.X_train[:n], np.float64), data.y_train[:n]
 
     def grid_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``(xs, ys, points)``: the grid axes and its points as an (n*n, 2) array."""
@@ -170,7 +223,8 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def backend_module(spec_name: str, backend: str) -> ModuleType:
-    """The file ``models/<spec>/<backend>.py`` (imports the backend's library)."""
+    """The file ``models/<spec>/<backend>.py`` (``torch_ml.py`` for ``torch-ml``)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    return importlib.import_module(f"bnnbench.models.{get_spec(spec_name).name}.{backend}")
+    module = backend.replace("-", "_")
+    return importlib.import_module(f"bnnbench.models.{get_spec(spec_name).name}.{module}")

@@ -84,8 +84,7 @@ def verify(
     rows: list[dict] = []
     for model in models:
         spec = get_spec(model)
-        data = spec.load_data()
-        X, y = data.X_train, data.y_train
+        X, y = spec.verification_data()
         rng = np.random.default_rng(seed)
         points = [spec.random_params(rng) for _ in range(n_points)]
         reference_grads: list[dict[str, np.ndarray]] = []

@@ -20,6 +20,7 @@ PACKAGES: dict[str, dict[str, str]] = {
     "pymc": {"pymc": "pymc", "pytensor": "pytensor"},
     "pyro": {"pyro": "pyro-ppl", "torch": "torch"},
     "numpyro": {"numpyro": "numpyro", "jax": "jax"},
+    "torch-ml": {"torch": "torch"},
 }
 
 
@@ -34,4 +35,4 @@ def get_backend(name: str) -> ModuleType:
     """The engine module of backend ``name`` (imports its library)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
-    return importlib.import_module(f"bnnbench.backends.{name}_backend")
+    return importlib.import_module(f"bnnbench.backends.{name.replace('-', '_')}_backend")

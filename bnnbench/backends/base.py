@@ -1,32 +1,12 @@
-"""What every backend's training session returns."""
+"""The interface every backend's training session implements."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-__all__ = ["PredictiveDraws", "TrainingSession"]
-
-
-@dataclass
-class PredictiveDraws:
-    """Posterior-predictive output for inputs ``X`` (n points).
-
-    Attributes
-    ----------
-    posterior
-        Draws of every parameter tensor, ``(draws, *shape)``.
-    proba
-        ``p(y = 1 | x, theta_s)`` for each draw, ``(draws, n)``.
-    y
-        One sampled label per draw and point, ``(draws, n)``.
-    """
-
-    posterior: dict[str, np.ndarray]
-    proba: np.ndarray
-    y: np.ndarray
+__all__ = ["TrainingSession"]
 
 
 class TrainingSession(Protocol):
@@ -37,8 +17,9 @@ class TrainingSession(Protocol):
     #: Floating-point type the training ran in.
     dtype: str
 
-    def compile(self) -> None:
-        """Build the model, guide and optimizer and compile (jit/trace) the step."""
+    def compile(self, chunk_sizes: set[int]) -> None:
+        """Build the model, guide and optimizer and compile (jit/trace) the step for each chunk
+        size the harness will ask for."""
 
     def run_steps(self, n_steps: int) -> np.ndarray:
         """Take ``n_steps`` optimisation steps; the per-step full-data negative ELBO (n_steps,).
@@ -46,5 +27,12 @@ class TrainingSession(Protocol):
         Returns only after the device has finished the work.
         """
 
-    def sample_predictive(self, X: np.ndarray, draws: int, seed: int) -> PredictiveDraws:
-        """Draw from the approximate posterior and its predictive at ``X`` via the library's API."""
+    def sample_posterior(self, draws: int, seed: int) -> dict[str, np.ndarray]:
+        """``draws`` draws of every parameter tensor from the approximation, ``(draws, *shape)``."""
+
+    def predict(
+        self, posterior: dict[str, np.ndarray], X: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The model's predictive at ``X`` for each draw, through the library's own API:
+        probabilities ``(draws, n)`` (binary) or ``(draws, n, K)``, and sampled labels
+        ``(draws, n)``. Returns only after the device has finished."""

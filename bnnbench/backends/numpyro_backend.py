@@ -18,7 +18,6 @@ from numpyro.infer.autoguide import AutoNormal
 from numpyro.infer.initialization import init_to_value
 from numpyro.infer.util import log_density
 
-from bnnbench.backends.base import PredictiveDraws
 from bnnbench.config import CellConfig
 from bnnbench.spec import Dataset, ModelSpec, backend_module
 
@@ -113,22 +112,21 @@ class NumPyroSession:
         self.state, losses = self._chunks[n_steps](self.state, self.X, self.y)
         return np.asarray(jax.block_until_ready(losses), np.float64)
 
-    def sample_predictive(self, X: np.ndarray, draws: int, seed: int) -> PredictiveDraws:
+    def sample_posterior(self, draws: int, seed: int) -> dict[str, np.ndarray]:
         params = self.svi.get_params(self.state)
-        predictive = Predictive(
-            self.model,
-            guide=self.guide,
-            params=params,
-            num_samples=draws,
-            return_sites=[*self.spec.param_names, "p", "y"],
+        samples = self.guide.sample_posterior(
+            jax.random.PRNGKey(seed), params, sample_shape=(draws,)
         )
+        return {k: np.asarray(samples[k]) for k in self.spec.param_names}
+
+    def predict(
+        self, posterior: dict[str, np.ndarray], X: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        samples = {k: jax.device_put(jnp.asarray(v), self.device) for k, v in posterior.items()}
+        predictive = Predictive(self.model, posterior_samples=samples, return_sites=["p", "y"])
         X_dev = jax.device_put(jnp.asarray(X, jnp.float32), self.device)
-        out = jax.block_until_ready(predictive(jax.random.PRNGKey(seed + 1), X_dev))
-        return PredictiveDraws(
-            posterior={k: np.asarray(out[k]) for k in self.spec.param_names},
-            proba=np.asarray(out["p"]),
-            y=np.asarray(out["y"]),
-        )
+        out = jax.block_until_ready(predictive(jax.random.PRNGKey(seed), X_dev))
+        return np.asarray(out["p"]), np.asarray(out["y"])
 
 
 TrainingSession = NumPyroSession

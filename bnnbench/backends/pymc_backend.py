@@ -15,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor
+from pymc.model.transform.conditioning import remove_value_transforms
 from pymc.pytensorf import resolve_backend_compile_kwargs
 
-from bnnbench.backends.base import PredictiveDraws
 from bnnbench.config import CellConfig
+from bnnbench.predictive import sample_labels
 from bnnbench.spec import Dataset, ModelSpec, backend_module
 
 __all__ = ["PyMCSession", "device_problem", "library_versions", "log_joint_terms"]
@@ -54,7 +55,10 @@ def log_joint_terms(
     """Full-data log density per variable and its gradient, float64, no Jacobian terms."""
     if pytensor.config.floatX != "float64":
         raise RuntimeError("verify needs pytensor floatX=float64")
-    model = backend_module(spec.name, "pymc").build_model(X, y.astype(label_dtype()))
+    # Densities are compared on the parameters themselves: drop log/interval value transforms.
+    model = remove_value_transforms(
+        backend_module(spec.name, "pymc").build_model(X, y.astype(label_dtype()))
+    )
     rvs = [*model.free_RVs, *model.observed_RVs]
     term_graphs = [model.logp(vars=[rv], jacobian=False, sum=True) for rv in rvs]
     total = model.logp(jacobian=False, sum=True)
@@ -79,10 +83,13 @@ class PyMCSession:
         self.module = backend_module(spec.name, "pymc")
         self.dtype = pytensor.config.floatX
         self.mode = COMPILE_BACKEND[cfg.device]
+        self._predict_model: pm.Model | None = None
+        self._predict_fn = None
+        self._predict_inputs: list[str] = []
         self._compile_kwargs = resolve_backend_compile_kwargs(self.mode, None)
         self.execution_path = (
             f"pytensor-compiled ADVI step (backend={self.mode}, floatX={self.dtype}), Python loop "
-            "as in pm.fit"
+            "as in pm.fit; predictive p(y | x, theta) compiled once, one call per draw and chunk"
         )
 
     def compile(self, chunk_sizes: set[int]) -> None:
@@ -96,8 +103,12 @@ class PyMCSession:
                 self.inference = pm.ADVI(
                     random_seed=cfg.seed,
                     start={k: v.astype(self.dtype) for k, v in means.items()},
+                    # start_sigma is keyed by value variable (e.g. ``sigma_b_1_log__``).
                     start_sigma={
-                        k: np.full(v.size, cfg.init_scale, self.dtype) for k, v in means.items()
+                        self.model.rvs_to_values[self.model[k]].name: np.full(
+                            v.size, cfg.init_scale, self.dtype
+                        )
+                        for k, v in means.items()
                     },
                 )
                 # Report and optimise the full-data objective, as Pyro and NumPyro do.
@@ -118,27 +129,47 @@ class PyMCSession:
         losses = np.fromiter((step() for _ in range(n_steps)), np.float64, count=n_steps)
         return losses * self._loss_to_full_data
 
-    def sample_predictive(self, X: np.ndarray, draws: int, seed: int) -> PredictiveDraws:
-        approx = self.inference.approx
-        posterior = approx.sample(draws, random_seed=seed + 1).posterior
-        n = X.shape[0]
-        pred_model = self.module.build_model(X.astype(self.dtype), np.zeros(n, label_dtype()))
-        with pred_model:
-            ppc = pm.sample_posterior_predictive(
-                posterior,
-                var_names=["p", "y"],
-                random_seed=seed + 2,
-                progressbar=False,
-                compile_kwargs=self._compile_kwargs,
-            ).posterior_predictive
-        return PredictiveDraws(
-            posterior={
-                k: posterior[k].values.reshape(draws, *self.spec.param_shapes[k])
-                for k in self.spec.param_names
-            },
-            proba=ppc["p"].values.reshape(draws, n),
-            y=ppc["y"].values.reshape(draws, n),
+    def sample_posterior(self, draws: int, seed: int) -> dict[str, np.ndarray]:
+        posterior = self.inference.approx.sample(draws, random_seed=seed).posterior
+        shapes = self.spec.param_shapes
+        return {k: posterior[k].values.reshape(draws, *shapes[k]) for k in self.spec.param_names}
+
+    def _compile_predictive(self, X: np.ndarray, y_placeholder: np.ndarray) -> None:
+        """Compile p(y | x, theta) once, on a full-data twin of the model whose ``x_data``
+        container is swapped per chunk (``pm.sample_posterior_predictive`` would recompile the
+        graph on every call)."""
+        model = self.module.build_model(X, y_placeholder)
+        (p,) = model.replace_rvs_by_values([model["p"]])
+        used = set(pytensor.graph.ancestors([p]))
+        inputs = [
+            v for v in (model.rvs_to_values[model[k]] for k in self.spec.param_names) if v in used
+        ]
+        self._predict_model = model
+        self._predict_inputs = [v.name for v in inputs]
+        self._predict_fn = model.compile_fn(
+            p, inputs=inputs, point_fn=False, **self._compile_kwargs
         )
+
+    def predict(
+        self, posterior: dict[str, np.ndarray], X: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = X.shape[0]
+        X = X.astype(self.dtype)
+        y_placeholder = np.zeros(n, label_dtype())
+        if self._predict_model is None:
+            self._compile_predictive(X, y_placeholder)
+        with self._predict_model:
+            pm.set_data({"x_data": X, "y_data": y_placeholder})
+        draws = len(next(iter(posterior.values())))
+        proba = np.stack(
+            [
+                self._predict_fn(
+                    *[posterior[name][s].astype(self.dtype) for name in self._predict_inputs]
+                )
+                for s in range(draws)
+            ]
+        )
+        return proba, sample_labels(proba, np.random.default_rng(seed))
 
 
 TrainingSession = PyMCSession

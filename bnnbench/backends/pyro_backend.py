@@ -15,7 +15,6 @@ from pyro.infer.autoguide import AutoNormal
 from pyro.infer.autoguide.initialization import init_to_value
 from pyro.poutine.util import site_is_subsample
 
-from bnnbench.backends.base import PredictiveDraws
 from bnnbench.config import CellConfig
 from bnnbench.spec import Dataset, ModelSpec, backend_module
 
@@ -119,27 +118,33 @@ class PyroSession:
         return losses
 
     @torch.no_grad()
-    def sample_predictive(self, X: np.ndarray, draws: int, seed: int) -> PredictiveDraws:
-        pyro.set_rng_seed(seed + 1)
+    def sample_posterior(self, draws: int, seed: int) -> dict[str, np.ndarray]:
+        pyro.set_rng_seed(seed)
+        guide_draws = Predictive(self.guide, num_samples=draws, parallel=False)(
+            self.X, self.y, batch_size=self.cfg.batch_size
+        )
+        shapes = self.spec.param_shapes
+        return {
+            k: guide_draws[k].reshape(draws, *shapes[k]).cpu().numpy()
+            for k in self.spec.param_names
+        }
+
+    @torch.no_grad()
+    def predict(
+        self, posterior: dict[str, np.ndarray], X: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        pyro.set_rng_seed(seed)
+        samples = {k: torch.as_tensor(v, device=self.device) for k, v in posterior.items()}
         predictive = Predictive(
-            self.model,
-            guide=self.guide,
-            num_samples=draws,
-            return_sites=(*self.spec.param_names, "p", "y"),
-            parallel=False,
+            self.model, posterior_samples=samples, return_sites=("p", "y"), parallel=False
         )
         X_dev = torch.as_tensor(X, dtype=torch.float32, device=self.device)
         out = predictive(X_dev, None, None)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        shapes = self.spec.param_shapes
-        return PredictiveDraws(
-            posterior={
-                k: out[k].reshape(draws, *shapes[k]).cpu().numpy() for k in self.spec.param_names
-            },
-            proba=out["p"].reshape(draws, -1).cpu().numpy(),
-            y=out["y"].reshape(draws, -1).cpu().numpy(),
-        )
+        draws, n = len(next(iter(samples.values()))), X.shape[0]
+        proba = out["p"].reshape(draws, n, *self.spec.proba_event_shape)
+        return proba.cpu().numpy(), out["y"].reshape(draws, n).cpu().numpy()
 
 
 #: Which ELBO implementation the sessions use ("jit" or "eager"), chosen by measurement.

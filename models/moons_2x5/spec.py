@@ -48,7 +48,7 @@ N_HIDDEN = 5
 PRIOR_SD = 1.0
 
 
-def _normal_prior(x: np.ndarray) -> float:
+def _normal_prior(x: np.ndarray, params: Mapping[str, np.ndarray]) -> float:
     return float(norm.logpdf(x, 0.0, PRIOR_SD).sum())
 
 
@@ -91,4 +91,5 @@ SPEC = ModelSpec(
         trace_every=100,
     ),
     grid=(-3.0, 3.0, 100),
+    reference="PyMC3 tutorial: 94.2% test accuracy after 50,000 ADVI iterations",
 )

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.smoke
 
 def test_smoke_suite_runs_every_backend(smoke_results: Path):
     runs = ResultStore(smoke_results).runs()
-    assert sorted(runs["backend"]) == ["numpyro", "pymc", "pyro"]
+    assert sorted(runs["backend"]) == ["numpyro", "pymc", "pyro", "torch-ml"]
     assert (runs["status"] == "ok").all(), runs[["run_id", "error"]]
     assert set(RUN_COLUMNS) <= set(runs.columns)
     for col in ("compile_s", "fit_s", "step_ms", "predict_s", "peak_rss_mb", "accuracy", "nll"):
@@ -37,16 +38,22 @@ def test_smoke_suite_runs_every_backend(smoke_results: Path):
 def test_runs_store_inference_data_with_provenance(smoke_results: Path):
     for run_id in ResultStore(smoke_results).runs()["run_id"]:
         run_dir = smoke_results / run_id
-        assert {"config.json", "env.json", "inference_data.nc"} <= {
-            p.name for p in run_dir.iterdir()
-        }
+        files = {p.name for p in run_dir.iterdir()}
+        assert {"config.json", "env.json", "inference_data.nc", "predictive_summary.nc"} <= files
+        point_estimate = "-torch-ml-" in run_id  # the baseline has one "draw" and no posterior
+        draws = 1 if point_estimate else 8
         with xr.open_datatree(run_dir / "inference_data.nc") as tree:
-            assert {"posterior", "posterior_predictive", "observed_data", "grid"} <= set(
-                tree.children
-            )
-            assert tree["posterior"]["w_in_1"].shape == (1, 8, 2, 5)
-            assert tree["posterior_predictive"]["p"].shape == (1, 8, 500)
-            assert tree["grid"]["p_sd"].shape == (100, 100)
+            groups = {"posterior", "posterior_predictive", "observed_data", "sample_stats"}
+            assert groups <= set(tree.children)
+            if point_estimate:
+                assert not tree["posterior"].data_vars
+            else:
+                assert tree["posterior"]["w_in_1"].shape == (1, 8, 2, 5)
+            assert tree["posterior_predictive"]["p"].shape == (1, draws, 500)
+            assert tree["sample_stats"]["neg_elbo_per_datum"].shape == (4,)
+        with xr.open_datatree(run_dir / "predictive_summary.nc") as summary:
+            assert summary["grid"]["p_sd"].shape == (100, 100)
+            assert (summary["test"]["votes"].sum("class") == draws).all()
 
 
 def test_matched_profile_starts_every_backend_from_the_same_point(smoke_results: Path):
@@ -137,16 +144,53 @@ def test_ctrl_c_loses_at_most_the_running_cell(tmp_path: Path, tiny: list[str]):
         main(["run", "--suite", "smoke", *tiny, "--out", str(out), "--resume", "--no-progress"])
         == 0
     )
-    assert sorted(pd.read_csv(out / "runs.csv")["backend"]) == ["numpyro", "pymc", "pyro"]
+    assert sorted(pd.read_csv(out / "runs.csv")["backend"]) == [
+        "numpyro",
+        "pymc",
+        "pyro",
+        "torch-ml",
+    ]
 
 
-@pytest.mark.parametrize("suite", sorted(set(suite_names()) - {"smoke"}))
+@pytest.mark.parametrize("suite", sorted(set(suite_names()) - {"smoke", "smoke_mnist"}))
 def test_every_suite_runs_tiny(suite: str, tmp_path: Path, tiny: list[str]):
+    """Each suite file runs end to end (its moons cells; smoke_mnist covers the MNIST specs)."""
     out = tmp_path / suite
-    assert (
-        main(["run", "--suite", suite, *tiny, "--seeds", "0", "--out", str(out), "--no-progress"])
-        == 0
-    )
+    argv = [
+        "run",
+        "--suite",
+        suite,
+        *tiny,
+        "--seeds",
+        "0",
+        "--models",
+        "moons_2x5",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert main(argv) == 0
     runs = ResultStore(out).runs()
     assert (runs["status"] == "ok").all(), runs[["run_id", "error"]]
     assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0
+
+
+def test_mnist_specs_run_on_every_backend(tmp_path: Path):
+    """Two steps and two draws of every MNIST spec on every backend, real data and libraries."""
+    out = tmp_path / "mnist"
+    assert main(["run", "--suite", "smoke_mnist", "--out", str(out), "--no-progress"]) == 0
+    runs = ResultStore(out).runs()
+    assert len(runs) == 12 and (runs["status"] == "ok").all(), runs[["run_id", "error"]]
+    for run in runs.itertuples():
+        with xr.open_datatree(out / run.run_id / "predictive_summary.nc") as summary:
+            test = summary["test"]
+            assert test["mean_proba"].shape == (10_000, 10)
+            np.testing.assert_allclose(test["mean_proba"].sum("class"), 1.0, rtol=1e-4)
+            assert test["chi2"].shape == (10_000,)
+        hierarchical = run.model == "mnist_2x800_hier" and run.backend != "torch-ml"
+        assert (out / run.run_id / "scales_summary.csv").exists() == hierarchical
+    assert main(["report", str(out), "--out", str(tmp_path / "mnist.html")]) == 0
+    page = (tmp_path / "mnist.html").read_text()
+    assert "Hierarchical scales" in page and "Uncertainty of the votes" in page

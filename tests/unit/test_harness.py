@@ -20,9 +20,13 @@ def test_every_suite_loads_and_plans():
     names = harness.suite_names()
     assert {"default", "smoke", "profiles"} <= set(names)
     default = harness.plan_suite(harness.load_suite("default"))
-    assert {(c.backend, c.seed) for c in default} == {
-        (b, s) for b in ("pymc", "pyro", "numpyro") for s in (0, 1, 2)
+    moons = [c for c in default if c.model == "moons_2x5"]
+    assert {(c.backend, c.seed) for c in moons} == {
+        (b, s) for b in ("pymc", "pyro", "numpyro", "torch-ml") for s in (0, 1, 2)
     }
+    mnist = [c for c in default if c.model != "moons_2x5"]
+    assert {c.model for c in mnist} == {"mnist_2x800", "mnist_2x800_hier", "mnist_conv"}
+    assert {c.seed for c in mnist} == {0} and len(mnist) == 12
     assert {c.profile for c in default} == {"matched"} and {c.device for c in default} == {"cpu"}
 
 

@@ -66,4 +66,7 @@ def test_unknown_names_list_the_valid_ones():
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_every_spec_declares_every_backend(name):
-    assert set(get_spec(name).implementations) == {"pymc", "pyro", "numpyro"}
+    spec = get_spec(name)
+    assert set(spec.implementations) == {"pymc", "pyro", "numpyro", "torch-ml"}
+    for backend in spec.implementations:
+        assert backend_module(name, backend) is not None

@@ -1,0 +1,1 @@
+"""``mnist_conv``: a Bayesian conv net on MNIST."""
