@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -115,6 +116,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from bnnbench.harness import load_suite, plan_cells, plan_suite, run_cells
     from bnnbench.results import ResultStore
@@ -160,6 +165,9 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
     if args.overwrite and args.out.exists():
         shutil.rmtree(args.out)
+    # SIGTERM (a job scheduler, `kill`) stops the suite like Ctrl-C: the running cell's process is
+    # killed and nothing of it is recorded.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         runs = run_cells(cells, args.out, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -170,6 +178,8 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     all_runs = store.runs()
     shown = [
         "model",

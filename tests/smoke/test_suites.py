@@ -116,7 +116,9 @@ def test_gpu_without_gpu_is_unsupported_and_the_suite_goes_on(tmp_path: Path, ti
     assert runs.loc["cpu", "status"] == "ok"
 
 
-def test_ctrl_c_loses_at_most_the_running_cell(tmp_path: Path, tiny: list[str]):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_loses_at_most_the_running_cell(sig, tmp_path: Path, tiny: list[str]):
+    """Ctrl-C or SIGTERM: finished cells stay recorded, no cell process is left, --resume ends."""
     out = tmp_path / "interrupted"
     cmd = [
         sys.executable,
@@ -134,9 +136,11 @@ def test_ctrl_c_loses_at_most_the_running_cell(tmp_path: Path, tiny: list[str]):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (out / "runs.csv").exists():
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     proc.wait(timeout=60)
-    assert proc.returncode != 0
+    assert proc.returncode == 130
+    leftover = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""  # the running cell's process was killed too
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) in (1, 2) and (runs["status"] == "ok").all()
     assert not [p for p in out.rglob("*.tmp")]
