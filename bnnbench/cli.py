@@ -1,4 +1,5 @@
-"""The ``bnnbench`` command: ``run``, ``verify``, ``report`` and ``list``.
+"""The ``bnnbench`` command: ``run``, ``verify``, ``report``, ``calibrate``, ``reference``,
+``data`` and ``list``.
 
 Exit codes: 0 success; 1 a cell failed (``run``) or the backends disagree (``verify``); 2 bad
 input (unknown model/backend/profile/device/suite, or a results folder that would be clobbered).
@@ -111,6 +112,25 @@ def _parser() -> argparse.ArgumentParser:
     fetch = data_sub.add_parser("fetch", help="download, verify and cache a data set")
     fetch.add_argument("dataset", choices=["mnist"], help="data set (choose from mnist)")
     fetch.add_argument("--force", action="store_true", help="download again even if cached")
+
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="measure this machine's ceilings (matmul FLOP/s, copy bytes/s) for the roofline",
+    )
+    calibrate.add_argument("--device", nargs="+", choices=DEVICES, default=["cpu"])
+    calibrate.add_argument(
+        "--out", type=Path, required=True, help="results folder (calibration-<device>.json)"
+    )
+
+    reference = sub.add_parser(
+        "reference", help="compute a spec's NUTS reference posterior (moons_2x5)"
+    )
+    reference.add_argument("model", choices=["moons_2x5"], help="spec (choose from moons_2x5)")
+    reference.add_argument("--out", type=Path, help="netCDF file (default: the stored location)")
+    reference.add_argument("--chains", type=int, default=4)
+    reference.add_argument("--warmup", type=int, default=1000)
+    reference.add_argument("--samples", type=int, default=1000, help="draws per chain")
+    reference.add_argument("--seed", type=int, default=0)
 
     sub.add_parser("list", help="list specs, backends, profiles, devices and suites")
     return parser
@@ -255,6 +275,22 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from bnnbench.harness import calibrate_devices
+
+    return 0 if calibrate_devices(args.out, args.device, force=True, verbose=True) else 1
+
+
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from bnnbench.reference import main as reference_main
+
+    argv = [args.model, "--chains", str(args.chains), "--warmup", str(args.warmup)]
+    argv += ["--samples", str(args.samples), "--seed", str(args.seed)]
+    if args.out is not None:
+        argv += ["--out", str(args.out)]
+    return reference_main(argv)
+
+
 def _cmd_list() -> int:
     from bnnbench.config import PROFILE_DESCRIPTIONS
     from bnnbench.harness import load_suite, suite_names
@@ -286,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_report(args, parser)
     if args.command == "data":
         return _cmd_data(args)
+    if args.command == "calibrate":
+        return _cmd_calibrate(args)
+    if args.command == "reference":
+        return _cmd_reference(args)
     return _cmd_list()
 
 

@@ -17,6 +17,13 @@ PROFILE_DESCRIPTIONS: dict[str, str] = {
         "initial scale, Adam with the same learning rate, one particle, same batch size and "
         "steps, float32 everywhere"
     ),
+    "tuned": (
+        "the same algorithm and settings as matched (init, scale, Adam, one particle, float32, "
+        "steps, batch) on each backend's fastest correct execution path for the spec and device, "
+        "chosen by measurement (PyMC: pytensor's fastest compile mode; Pyro: JitTrace_ELBO or "
+        "eager Trace_ELBO, validation off, fused Adam; NumPyro: jitted scan over chunks with "
+        "donated buffers); its execution_path column names the path"
+    ),
     "native": (
         "each library's own VI defaults: PyMC's zero init, sd softplus(0) = 0.693, "
         "adagrad_window(1e-3) and floatX float64; Pyro's and NumPyro's AutoNormal init "

@@ -101,7 +101,7 @@ def plan_suite(suite: Suite, **overrides) -> list[CellConfig]:
 def cell_environment(cfg: CellConfig) -> dict[str, str]:
     """The cell process's environment: precision and platform are fixed before any import."""
     env = dict(os.environ)
-    float_x = "float32" if cfg.profile == "matched" else "float64"
+    float_x = "float64" if cfg.profile == "native" else "float32"
     flags = [f for f in env.get("PYTENSOR_FLAGS", "").split(",") if f and "floatX" not in f]
     env["PYTENSOR_FLAGS"] = ",".join([*flags, f"floatX={float_x}"])
     env["JAX_PLATFORMS"] = "cuda,cpu" if cfg.device == "gpu" else "cpu"
@@ -199,6 +199,40 @@ def run_one(cfg: CellConfig, store: ResultStore, env_info: dict) -> dict[str, ob
     return row
 
 
+def calibrate_devices(
+    out_dir: Path, devices: Iterable[str], *, force: bool = False, verbose: bool = False
+) -> bool:
+    """Measure the roofline ceilings of each device into ``out_dir/calibration-<device>.json``.
+
+    Each measurement runs in its own process with the device's cell environment (a CPU
+    calibration never sees the GPU). An existing file is kept unless ``force``. Returns whether
+    every device has a calibration afterwards; a device that cannot be measured (no GPU here) is
+    reported, not faked.
+    """
+    from bnnbench.roofline import calibration_path
+
+    ok = True
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for device in devices:
+        if calibration_path(out_dir, device).exists() and not force:
+            continue
+        probe = CellConfig.from_defaults("moons_2x5", "numpyro", "matched", device, 0)  # type: ignore[arg-type]
+        command = [sys.executable, "-m", "bnnbench.roofline", "calibrate"]
+        proc = subprocess.run(
+            [*command, "--device", device, "--out", str(out_dir)],
+            env=cell_environment(probe),
+            capture_output=True,
+            text=True,
+        )
+        if verbose or proc.returncode != 0:
+            print(proc.stdout.rstrip(), file=sys.stderr if proc.returncode else sys.stdout)
+        if proc.returncode != 0:
+            ok = False
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"calibration of {device} failed: {last}", file=sys.stderr)
+    return ok
+
+
 def run_cells(
     cells: Iterable[CellConfig], out_dir: Path, *, resume: bool = False, progress: bool = True
 ) -> pd.DataFrame:
@@ -210,6 +244,8 @@ def run_cells(
     env_info = environment()
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "env.json", json.dumps(env_info, indent=2))
+    # The machine's ceilings, so that every cell can record its roofline floor.
+    calibrate_devices(out_dir, sorted({c.device for c in todo}))
     bar = tqdm(
         total=len(cells),
         initial=len(cells) - len(todo),

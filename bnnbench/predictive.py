@@ -40,10 +40,20 @@ class PredictiveDraws:
 
 
 def posterior_predictive(
-    session: TrainingSession, X: np.ndarray, draws: int, seed: int, chunk_points: int
+    session: TrainingSession,
+    X: np.ndarray,
+    draws: int,
+    seed: int,
+    chunk_points: int,
+    posterior: dict[str, np.ndarray] | None = None,
 ) -> PredictiveDraws:
-    """``draws`` posterior draws and their predictive at ``X``, ``chunk_points`` points a call."""
-    posterior = session.sample_posterior(draws, seed)
+    """``draws`` posterior draws and their predictive at ``X``, ``chunk_points`` points a call.
+
+    ``posterior`` reuses draws already taken (the same parameters for the test set and the
+    out-of-distribution sets); otherwise ``draws`` are sampled with ``seed``.
+    """
+    if posterior is None:
+        posterior = session.sample_posterior(draws, seed)
     probas, labels = [], []
     for start in range(0, X.shape[0], chunk_points):
         proba, y = session.predict(posterior, X[start : start + chunk_points], seed + 1 + start)

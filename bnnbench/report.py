@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import xarray as xr
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bnnbench.config import PROFILE_DESCRIPTIONS
@@ -33,13 +34,37 @@ SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
     ("accuracy", "test accuracy", "{:.3f}"),
     ("nll", "test NLL (nats/point)", "{:.4f}"),
     ("final_neg_elbo_per_datum", "final −ELBO / datum", "{:.4f}"),
+    ("chi2_auroc", "error detection AUROC: chi-square of votes", "{:.3f}"),
+    ("entropy_auroc", "error detection AUROC: predictive entropy", "{:.3f}"),
+    ("mi_auroc", "error detection AUROC: mutual information", "{:.3f}"),
+    ("refusal_rate", "refused (median p > 0.2 rule), test", "{:.3f}"),
+    ("accepted_accuracy", "accuracy on accepted test points", "{:.3f}"),
+    ("ood_white_noise_refusal_rate", "refused, white noise", "{:.3f}"),
+    ("ood_fashion_mnist_refusal_rate", "refused, Fashion-MNIST", "{:.3f}"),
+    ("ood_white_noise_entropy_auroc", "OOD AUROC (entropy), white noise", "{:.3f}"),
+    ("ood_fashion_mnist_entropy_auroc", "OOD AUROC (entropy), Fashion-MNIST", "{:.3f}"),
+    ("ood_fashion_mnist_mi_auroc", "OOD AUROC (mutual information), Fashion-MNIST", "{:.3f}"),
+    ("brier", "Brier score", "{:.4f}"),
+    ("ece_15", "expected calibration error (15 bins)", "{:.4f}"),
+    ("pareto_k", "PSIS Pareto-k of the fit", "{:.2f}"),
+    ("agreement_test", "agreement with NUTS, test", "{:.3f}"),
+    ("tv_test", "total variation to NUTS, test", "{:.4f}"),
+    ("agreement_grid", "agreement with NUTS, grid", "{:.3f}"),
+    ("tv_grid", "total variation to NUTS, grid", "{:.4f}"),
     ("compile_s", "compile (s)", "{:.2f}"),
-    ("step_ms", "step (ms, median)", "{:.3f}"),
+    ("transfer_s", "data to device (s)", "{:.4f}"),
+    ("step_ms", "step (ms, median over chunks)", "{:.3f}"),
+    ("step_ms_iqr", "step IQR over chunks (ms)", "{:.3f}"),
+    ("step_floor_ms", "roofline floor of a step (ms)", "{:.4f}"),
+    ("step_floor_ratio", "step / floor", "{:.1f}"),
     ("fit_s", "training (s)", "{:.2f}"),
     ("predict_s", "posterior predictive (s)", "{:.2f}"),
+    ("predict_ms_per_draw", "predictive per draw (ms)", "{:.2f}"),
+    ("draw_floor_ratio", "predictive draw / floor", "{:.1f}"),
     ("peak_rss_mb", "peak host memory (MB)", "{:.0f}"),
+    ("peak_device_mb", "peak device memory (MB)", "{:.0f}"),
 )
-COLORS = {"pymc": "#1f77b4", "pyro": "#d62728", "numpyro": "#2ca02c"}
+COLORS = {"pymc": "#1f77b4", "pyro": "#d62728", "numpyro": "#2ca02c", "torch-ml": "#7f7f7f"}
 GROUP_KEYS = ["model", "profile", "device"]
 
 
@@ -57,6 +82,8 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         cells = ok[ok["backend"] == backend]
         column = {}
         for col, label, fmt in SUMMARY_METRICS:
+            if col not in cells:
+                continue
             values = pd.to_numeric(cells[col], errors="coerce").dropna()
             if values.empty:
                 column[label] = "–"
@@ -66,7 +93,8 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
                 column[label] = f"{fmt.format(values.mean())} ± {fmt.format(values.std(ddof=1))}"
         column["seeds ok / run"] = f"{len(cells)} / {int((runs['backend'] == backend).sum())}"
         table[backend] = column
-    return pd.DataFrame(table)
+    frame = pd.DataFrame(table)
+    return frame[(frame != "–").any(axis=1)]  # metrics no backend has (e.g. OOD for moons)
 
 
 def _svg(fig: plt.Figure) -> str:
@@ -148,20 +176,29 @@ def _surface_figure(runs: pd.DataFrame) -> str | None:
         return None
     order = _backend_order([run["backend"] for run, _ in panels])
     panels.sort(key=lambda item: order.index(item[0]["backend"]))
-    fig, axes = plt.subplots(2, len(panels), figsize=(3.6 * len(panels), 6.6), squeeze=False)
-    for j, (run, tree) in enumerate(panels):
-        grid = tree["grid"].to_dataset()
+    maps = [
+        (f"{run['backend']} (seed {run['seed']})", tree["grid"].to_dataset(), tree)
+        for run, tree in panels
+    ]
+    nuts = _reference_grid(panels[0][0]["model"], maps[0][1])
+    if nuts is not None:
+        maps.insert(0, (f"NUTS reference ({nuts.attrs['draws']} draws)", nuts, panels[0][1]))
+    sd_max = max(float(grid["p_sd"].max()) for _, grid, _ in maps) or 1.0  # one scale for all
+    fig, axes = plt.subplots(2, len(maps), figsize=(3.6 * len(maps), 6.6), squeeze=False)
+    for j, (title, grid, tree) in enumerate(maps):
         X = tree["test_inputs"]["X"].values
         y = tree["test"]["y"].values
         gx, gy = grid["grid_x"].values, grid["grid_y"].values
         for i, (var, cmap, label, vmax) in enumerate(
             [
                 ("p_mean", "RdBu_r", "posterior predictive mean of p(y=1)", 1.0),
-                ("p_sd", "viridis", "posterior predictive sd of p(y=1)", None),
+                ("p_sd", "viridis", "posterior predictive sd of p(y=1)", sd_max),
             ]
         ):
             ax = axes[i, j]
-            mesh = ax.contourf(gx, gy, grid[var].values, levels=20, cmap=cmap, vmin=0, vmax=vmax)
+            levels = np.linspace(0, vmax, 21)
+            values = np.clip(grid[var].values, 0, vmax)
+            mesh = ax.contourf(gx, gy, values, levels=levels, cmap=cmap, vmin=0, vmax=vmax)
             mesh.set_rasterized(True)
             ax.scatter(
                 X[y == 0, 0],
@@ -173,12 +210,34 @@ def _surface_figure(runs: pd.DataFrame) -> str | None:
                 rasterized=True,
             )
             ax.scatter(X[y == 1, 0], X[y == 1, 1], s=4, c="k", rasterized=True)
-            ax.set_title(f"{run['backend']} (seed {run['seed']})\n{label}", fontsize=8)
+            ax.set_title(f"{title}\n{label}", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
             fig.colorbar(mesh, ax=ax, fraction=0.046)
     fig.tight_layout()
     return _svg(fig)
+
+
+def _reference_grid(model: str, like: xr.Dataset) -> xr.Dataset | None:
+    """The stored NUTS reference's grid maps, laid out like a run's ``grid`` group."""
+    from bnnbench.cell import find_reference
+    from bnnbench.reference import load_reference
+
+    path = find_reference(model)
+    if path is None:
+        return None
+    pred = load_reference(path)["predictive"].to_dataset()
+    if "grid_p_mean" not in pred:
+        return None
+    shape = like["p_mean"].shape
+    out = like.copy(
+        data={
+            "p_mean": pred["grid_p_mean"].values.reshape(shape),
+            "p_sd": pred["grid_p_sd"].values.reshape(shape),
+        }
+    )
+    out.attrs["draws"] = int(load_reference(path).attrs.get("predictive_draws", 0))
+    return out
 
 
 def _chi_square_figure(runs: pd.DataFrame) -> str | None:
@@ -261,6 +320,86 @@ def _scales_figure(runs: pd.DataFrame) -> str | None:
     return _svg(fig)
 
 
+def _first_runs(runs: pd.DataFrame) -> list[tuple[pd.Series, object]]:
+    """The first ``ok`` seed of each backend with its stored predictive summary."""
+    ok = runs[runs["status"] == "ok"].sort_values("seed")
+    out = []
+    for backend in _backend_order(ok["backend"].unique()):
+        run = ok[ok["backend"] == backend].iloc[0]
+        try:
+            out.append((run, open_artifacts(Path(run["results_dir"]), run["run_id"])))
+        except (OSError, FileNotFoundError):
+            continue
+    return out
+
+
+def _calibration_figure(runs: pd.DataFrame) -> str | None:
+    """Accuracy-coverage curves of the reject option and reliability diagrams, per backend."""
+    panels = [
+        (run, tree)
+        for run, tree in _first_runs(runs)
+        if "coverage" in tree.children and "reliability" in tree.children
+    ]
+    if not panels:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for run, tree in panels:
+        color = COLORS.get(run["backend"])
+        cov = tree["coverage"].to_dataset()
+        left.plot(cov["coverage"], cov["accuracy"], "-", color=color, label=run["backend"])
+        at = cov.sel(threshold=0.2, method="nearest")
+        left.plot(float(at["coverage"]), float(at["accuracy"]), "o", color=color)
+        rel = tree["reliability"].to_dataset()
+        used = rel["count"].values > 0
+        right.plot(
+            rel["mean_confidence"].values[used],
+            rel["accuracy"].values[used],
+            "o-",
+            color=color,
+            ms=3,
+            label=run["backend"],
+        )
+    left.set_xlabel("coverage (fraction of test points accepted)")
+    left.set_ylabel("accuracy on accepted points")
+    left.set_title("Reject option: sweep of the median threshold (dot: 0.2)", fontsize=9)
+    right.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    right.set_xlabel("confidence (max predictive probability), 15 bins")
+    right.set_ylabel("accuracy in bin")
+    right.set_title("Reliability diagram", fontsize=9)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _ood_figure(runs: pd.DataFrame) -> str | None:
+    """Refusal rates (reject option) on the test set and each OOD set, mean over seeds."""
+    ok = runs[runs["status"] == "ok"]
+    columns = [("refusal_rate", "MNIST test")] + [
+        (f"ood_{name}_refusal_rate", label)
+        for name, label in (("white_noise", "white noise"), ("fashion_mnist", "Fashion-MNIST"))
+    ]
+    columns = [(c, label) for c, label in columns if c in ok and ok[c].notna().any()]
+    if len(columns) < 2:
+        return None
+    backends = _backend_order(ok["backend"].unique())
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    width = 0.8 / len(backends)
+    for i, backend in enumerate(backends):
+        means = [pd.to_numeric(ok[ok["backend"] == backend][c]).mean() for c, _ in columns]
+        x = np.arange(len(columns)) + (i - (len(backends) - 1) / 2) * width
+        ax.bar(x, means, width, color=COLORS.get(backend), label=backend)
+    ax.set_xticks(range(len(columns)), [label for _, label in columns])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("fraction refused")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(frameon=False, fontsize=7)
+    fig.suptitle("'I don't know': refused when no class's median probability > 0.2", fontsize=9)
+    fig.tight_layout()
+    return _svg(fig)
+
+
 def _spec_reference(model: str) -> str:
     try:
         return get_spec(model).reference
@@ -291,6 +430,8 @@ def _sections(runs: pd.DataFrame, traces: pd.DataFrame) -> list[dict]:
                 timing_svg=_timing_figure(group),
                 surface_svg=_surface_figure(group),
                 chi_square_svg=_chi_square_figure(group),
+                calibration_svg=_calibration_figure(group),
+                ood_svg=_ood_figure(group),
                 scales_svg=_scales_figure(group),
             )
         )

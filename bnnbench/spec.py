@@ -22,6 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
+from bnnbench.cost import WorkCost
 from bnnbench.types import BACKENDS
 
 __all__ = [
@@ -127,6 +128,16 @@ class ModelSpec:
     verify_points
         ``verify`` evaluates the log joint on the first this many training points (``None``: all);
         large specs use a subset so that the float64 NumPy reference stays fast.
+    step_cost
+        ``batch_size -> WorkCost``: the flops and fewest bytes of one training step of
+        mean-field VI with one particle on a minibatch of that size (:mod:`bnnbench.cost` states
+        the conventions), or ``None`` if the spec states none.
+    draw_cost
+        ``n_points -> WorkCost``: the same for one predictive draw (parameter draw + forward pass
+        to the probabilities) over that many points, or ``None``.
+    ood_sets
+        Out-of-distribution input sets (:mod:`bnnbench.datasets.ood`) each run also predicts,
+        to measure how often the reject option refuses them.
     """
 
     name: str
@@ -143,6 +154,9 @@ class ModelSpec:
     verify_points: int | None = None
     reference: str = ""
     implementations: tuple[str, ...] = field(default=BACKENDS)
+    step_cost: Callable[[int], WorkCost] | None = None
+    draw_cost: Callable[[int], WorkCost] | None = None
+    ood_sets: tuple[str, ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:

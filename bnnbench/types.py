@@ -15,7 +15,7 @@ __all__ = [
 ]
 
 BackendName = Literal["pymc", "pyro", "numpyro", "torch-ml"]
-ProfileName = Literal["matched", "native"]
+ProfileName = Literal["matched", "tuned", "native"]
 Device = Literal["cpu", "gpu"]
 Status = Literal["ok", "failed", "unavailable", "unsupported"]
 

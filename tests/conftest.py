@@ -17,7 +17,7 @@ import pytest
 from bnnbench.cli import main
 
 #: Settings of the tiny end-to-end runs (every backend, real processes, real libraries).
-TINY = ["--steps", "40", "--trace-every", "10", "--draws", "8"]
+TINY = ["--steps", "40", "--trace-every", "10", "--draws", "30"]
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,20 @@ class TrainingSession(Protocol):
     execution_path: str
     #: Floating-point type the training ran in.
     dtype: str
+    #: Seconds spent placing the training data on the device (synchronised; NaN where the
+    #: library folds it into compilation).
+    transfer_s: float
+
+    def synchronize(self) -> None:
+        """Block until the device has finished all queued work (a no-op on the CPU)."""
+
+    def peak_device_memory_mb(self) -> float | None:
+        """Peak accelerator memory of this process in MiB (``torch.cuda.max_memory_allocated``,
+        JAX's ``memory_stats()["peak_bytes_in_use"]``); ``None`` on the CPU."""
+
+    def variational_parameters(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per parameter tensor, the mean-field ``(loc, scale)`` in the unconstrained space
+        (the parameter itself, or its logarithm for a positive one); Bayesian backends only."""
 
     def compile(self, chunk_sizes: set[int]) -> None:
         """Build the model, guide and optimizer and compile (jit/trace) the step for each chunk

@@ -3,14 +3,18 @@
 PyMC's ADVI runs one compiled pytensor function per step from a Python loop (that is what
 ``pm.fit`` does; the library offers no multi-step compiled loop). The harness calls the same step
 function that ``pm.fit`` builds (``inference.objective.step_function``), so compile time is apart
-from steady-state time. On the CPU the step is compiled by pytensor's C backend, the fastest of
-its modes for these small graphs; on the GPU by its JAX backend.
+from steady-state time. ``matched`` and ``native`` compile with pytensor's C backend on the CPU and
+its JAX backend on the GPU (``COMPILE_BACKEND``); ``tuned`` takes the fastest mode measured for
+the spec and device (``TUNED_BACKEND``). Every mode returns the loss as a host number, so each
+step ends synchronised.
 
 ``pytensor`` reads ``floatX`` once at import: the harness sets ``PYTENSOR_FLAGS`` in the cell's
 process (``float32`` for ``matched``, PyMC's own ``float64`` for ``native``).
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pymc as pm
@@ -26,6 +30,31 @@ __all__ = ["PyMCSession", "device_problem", "library_versions", "log_joint_terms
 
 #: pytensor backend per device, as ``pm.fit(backend=...)`` names them.
 COMPILE_BACKEND = {"cpu": "c", "gpu": "jax"}
+#: ``tuned``: the fastest backend per (spec, device), from measured step times
+#: (``BNNBENCH_PYMC_BACKEND=c|numba|jax`` overrides it, for measuring the candidates).
+#: Measured with ``python -m bnnbench.benchmarks.tune`` (results/tuning/cpu-*, 2-core CPU):
+#: moons c 0.097 / numba 0.127 / jax 0.249 ms; mnist_2x800 c 116 / numba 75 / jax 54 ms;
+#: mnist_conv c 960 / numba 1124 / jax 352 ms. The hierarchical net has the 2x800's layers.
+#: On the GPU every profile uses jax, the only pytensor backend that reaches it.
+TUNED_BACKEND: dict[tuple[str, str], str] = {
+    ("mnist_2x800", "cpu"): "jax",
+    ("mnist_2x800_hier", "cpu"): "jax",
+    ("mnist_conv", "cpu"): "jax",
+}
+
+
+def compile_backend(spec_name: str, device: str, profile: str) -> str:
+    """The pytensor backend (``"c"``, ``"numba"`` or ``"jax"``) this cell compiles with."""
+    override = os.environ.get("BNNBENCH_PYMC_BACKEND")
+    if override:
+        if override not in ("c", "numba", "jax"):
+            raise ValueError(f"BNNBENCH_PYMC_BACKEND must be c, numba or jax, not {override!r}")
+        if device == "gpu" and override != "jax":
+            raise ValueError("PyMC reaches the GPU only through the jax backend")
+        return override
+    if profile == "tuned":
+        return TUNED_BACKEND.get((spec_name, device), COMPILE_BACKEND[device])
+    return COMPILE_BACKEND[device]
 
 
 def library_versions() -> dict[str, str]:
@@ -82,11 +111,14 @@ class PyMCSession:
         self.spec, self.cfg, self.data = spec, cfg, data
         self.module = backend_module(spec.name, "pymc")
         self.dtype = pytensor.config.floatX
-        self.mode = COMPILE_BACKEND[cfg.device]
+        self.mode = compile_backend(spec.name, cfg.device, cfg.profile)
         self._predict_model: pm.Model | None = None
         self._predict_fn = None
         self._predict_inputs: list[str] = []
         self._compile_kwargs = resolve_backend_compile_kwargs(self.mode, None)
+        #: PyMC's minibatch embeds the training arrays in the compiled step: their transfer to
+        #: the device is part of compile_s and cannot be timed apart.
+        self.transfer_s = float("nan")
         self.execution_path = (
             f"pytensor-compiled ADVI step (backend={self.mode}, floatX={self.dtype}), Python loop "
             "as in pm.fit; predictive p(y | x, theta) compiled once, one call per draw and chunk"
@@ -98,7 +130,7 @@ class PyMCSession:
         y = self.data.y_train.astype(label_dtype())
         self.model = self.module.build_model(X, y, batch_size=cfg.batch_size)
         with self.model:
-            if cfg.profile == "matched":
+            if cfg.profile != "native":  # matched and tuned share the init
                 means = self.spec.initial_means(cfg.seed)
                 self.inference = pm.ADVI(
                     random_seed=cfg.seed,
@@ -124,12 +156,52 @@ class PyMCSession:
         scaled = self.inference.approx.scale_cost_to_minibatch
         self._loss_to_full_data = self.data.n_train / cfg.batch_size if scaled else 1.0
 
+    def synchronize(self) -> None:
+        """Every compiled call returns host values: nothing is left queued."""
+        if self.mode == "jax":
+            import jax
+
+            jax.effects_barrier()
+
+    def peak_device_memory_mb(self) -> float | None:
+        """Peak GPU memory of JAX in this process (``None`` on the CPU)."""
+        if self.cfg.device != "gpu":
+            return None
+        import jax
+
+        stats = jax.devices("gpu")[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use", float("nan")) / 2**20
+
     def run_steps(self, n_steps: int) -> np.ndarray:
         step = self._step
         losses = np.fromiter((step() for _ in range(n_steps)), np.float64, count=n_steps)
         return losses * self._loss_to_full_data
 
+    def variational_parameters(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per parameter, the mean-field (loc, scale) in the unconstrained space (PyMC's value
+        variables: the parameter itself, or its log for the positive scales)."""
+        group = self.inference.approx.groups[0]
+        mean, std = group.mean.eval(), group.std.eval()
+        values_to_names = {
+            self.model.rvs_to_values[self.model[k]].name: k for k in self.spec.param_names
+        }
+        out = {}
+        for value_name, (_, slc, shape, _) in group.ordering.items():
+            name = values_to_names[value_name]
+            out[name] = (mean[slc].reshape(shape), std[slc].reshape(shape))
+        return out
+
+    def _writable_parameters(self) -> None:
+        """After a JAX-mode fit the approximation's shared parameters hold read-only buffers,
+        which pytensor's default (numba) mode used by ``approx.sample`` cannot type
+        ("Unknown attribute 'shape' of type readonly buffer"); give them writable copies."""
+        for shared in self.inference.approx.params:
+            value = shared.get_value(borrow=True)
+            if not getattr(value, "flags", None) or not value.flags.writeable:
+                shared.set_value(np.array(value))
+
     def sample_posterior(self, draws: int, seed: int) -> dict[str, np.ndarray]:
+        self._writable_parameters()
         posterior = self.inference.approx.sample(draws, random_seed=seed).posterior
         shapes = self.spec.param_shapes
         return {k: posterior[k].values.reshape(draws, *shapes[k]) for k in self.spec.param_names}

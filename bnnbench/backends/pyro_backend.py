@@ -1,11 +1,16 @@
 """Pyro: SVI with ``AutoNormal``, ``Trace_ELBO`` (or its JIT twin) and a subsampling data plate.
 
 Pyro's ``SVI.step`` is a Python call per step that returns the loss as a float (one host sync per
-step); that loop is the library's execution model. The ELBO is ``JitTrace_ELBO`` where it is
-faster for the spec and device (``FAST_ELBO``), with argument validation switched off.
+step); that loop is the library's execution model. Argument validation is off in every profile.
+``matched`` and ``native`` use ``JitTrace_ELBO``; ``tuned`` takes, per spec and device, the
+faster of ``JitTrace_ELBO`` and eager ``Trace_ELBO`` (``TUNED_ELBO``, chosen by measurement) and
+torch's fused Adam kernel (the same update rule in one kernel per step).
 """
 
 from __future__ import annotations
+
+import os
+import time
 
 import numpy as np
 import pyro
@@ -73,9 +78,13 @@ class PyroSession:
         pyro.enable_validation(False)
         pyro.set_rng_seed(cfg.seed)
         pyro.clear_param_store()
+        started = time.perf_counter()
         self.X = torch.as_tensor(data.X_train, dtype=torch.float32, device=self.device)
         self.y = torch.as_tensor(data.y_train, dtype=torch.float32, device=self.device)
-        if cfg.profile == "matched":
+        self.synchronize()
+        #: Seconds to place the training data on the device.
+        self.transfer_s = time.perf_counter() - started
+        if cfg.profile != "native":  # matched and tuned share the init
             init = {
                 k: torch.as_tensor(v, device=self.device)
                 for k, v in spec.initial_means(cfg.seed).items()
@@ -85,12 +94,15 @@ class PyroSession:
             )
         else:
             self.guide = AutoNormal(self.model)
-        self.elbo = JitTrace_ELBO() if FAST_ELBO == "jit" else Trace_ELBO()
-        self.svi = SVI(
-            self.model, self.guide, pyro.optim.Adam({"lr": cfg.learning_rate}), self.elbo
-        )
+        self.elbo_kind = elbo_choice(spec.name, cfg.device, cfg.profile)
+        self.elbo = JitTrace_ELBO() if self.elbo_kind == "jit" else Trace_ELBO()
+        adam: dict[str, object] = {"lr": cfg.learning_rate}
+        if cfg.profile == "tuned":
+            adam["fused"] = True
+        self.svi = SVI(self.model, self.guide, pyro.optim.Adam(adam), self.elbo)
+        fused = "fused " if cfg.profile == "tuned" else ""
         self.execution_path = (
-            f"{type(self.elbo).__name__} + Adam, validation off, Python loop over SVI.step "
+            f"{type(self.elbo).__name__} + {fused}Adam, validation off, Python loop over SVI.step "
             f"(one host sync per step), torch on {self.device.type}"
         )
 
@@ -100,22 +112,41 @@ class PyroSession:
             self.guide(self.X, self.y, batch_size=self.cfg.batch_size)
         # torch's profiling executor optimises a traced graph after its first calls: warm it up
         # here (gradients discarded, no optimizer step) so that compile time is not fit time.
-        for _ in range(JIT_WARMUP_CALLS if FAST_ELBO == "jit" else 1):
+        for _ in range(JIT_WARMUP_CALLS if self.elbo_kind == "jit" else 1):
             self.elbo.loss_and_grads(
                 self.model, self.guide, self.X, self.y, batch_size=self.cfg.batch_size
             )
             for param in pyro.get_param_store().values():
                 param.grad = None
+        self.synchronize()
+
+    def synchronize(self) -> None:
+        """Wait until the device has finished all queued work."""
         if self.device.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
+
+    def peak_device_memory_mb(self) -> float | None:
+        """Peak memory torch allocated on the GPU in this process (``None`` on the CPU)."""
+        if self.device.type != "cuda":
+            return None
+        return torch.cuda.max_memory_allocated(self.device) / 2**20
 
     def run_steps(self, n_steps: int) -> np.ndarray:
         losses = np.empty(n_steps)
         for i in range(n_steps):
             losses[i] = self.svi.step(self.X, self.y, batch_size=self.cfg.batch_size)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
+        self.synchronize()
         return losses
+
+    @torch.no_grad()
+    def variational_parameters(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per parameter, the mean-field (loc, scale) in the unconstrained space."""
+        out = {}
+        for name in self.spec.param_names:
+            loc, scale = self.guide._get_loc_and_scale(name)
+            shape = self.spec.param_shapes[name]
+            out[name] = (loc.reshape(shape).cpu().numpy(), scale.reshape(shape).cpu().numpy())
+        return out
 
     @torch.no_grad()
     def sample_posterior(self, draws: int, seed: int) -> dict[str, np.ndarray]:
@@ -140,15 +171,35 @@ class PyroSession:
         )
         X_dev = torch.as_tensor(X, dtype=torch.float32, device=self.device)
         out = predictive(X_dev, None, None)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
+        self.synchronize()
         draws, n = len(next(iter(samples.values()))), X.shape[0]
         proba = out["p"].reshape(draws, n, *self.spec.proba_event_shape)
         return proba.cpu().numpy(), out["y"].reshape(draws, n).cpu().numpy()
 
 
-#: Which ELBO implementation the sessions use ("jit" or "eager"), chosen by measurement.
-FAST_ELBO = "jit"
+#: ELBO implementation of the ``matched`` and ``native`` profiles.
+DEFAULT_ELBO = "jit"
+#: ``tuned``: the faster ELBO implementation per (spec, device), from measured step times
+#: (``BNNBENCH_PYRO_ELBO=jit|eager`` overrides it, for measuring the candidates).
+#: Measured with ``python -m bnnbench.benchmarks.tune`` (results/tuning/cpu-*, 2-core CPU):
+#: moons jit 2.9 / eager 4.8 ms; mnist_2x800 jit 67.4 / eager 66.5 ms (a tie: jit kept);
+#: mnist_conv jit 240 / eager 225 ms. On an H100 jit is 2.2x faster for mnist_2x800 (field
+#: notes: 8.0 vs 17.8 ms), so the GPU keeps the default.
+TUNED_ELBO: dict[tuple[str, str], str] = {("mnist_conv", "cpu"): "eager"}
+
+
+def elbo_choice(spec_name: str, device: str, profile: str) -> str:
+    """``"jit"`` (``JitTrace_ELBO``) or ``"eager"`` (``Trace_ELBO``) for this cell."""
+    override = os.environ.get("BNNBENCH_PYRO_ELBO")
+    if override:
+        if override not in ("jit", "eager"):
+            raise ValueError(f"BNNBENCH_PYRO_ELBO must be jit or eager, not {override!r}")
+        return override
+    if profile == "tuned":
+        return TUNED_ELBO.get((spec_name, device), DEFAULT_ELBO)
+    return DEFAULT_ELBO
+
+
 #: Loss evaluations that warm up the JIT before training is timed.
 JIT_WARMUP_CALLS = 3
 

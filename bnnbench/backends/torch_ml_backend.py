@@ -9,6 +9,8 @@ point, so its predictive has one draw.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,8 +40,12 @@ class TorchMLSession:
         self.spec, self.cfg = spec, cfg
         self.device = torch.device("cuda" if cfg.device == "gpu" else "cpu")
         torch.manual_seed(cfg.seed)
+        started = time.perf_counter()
         self.X = torch.as_tensor(data.X_train, dtype=torch.float32, device=self.device)
         self.y = torch.as_tensor(data.y_train, device=self.device)
+        self.synchronize()
+        #: Seconds to place the training data on the device.
+        self.transfer_s = time.perf_counter() - started
         self.n_train = data.n_train
         self.network_cls = backend_module(spec.name, "torch-ml").Network
         self.binary = spec.n_classes == 2
@@ -57,6 +63,17 @@ class TorchMLSession:
     def compile(self, chunk_sizes: set[int]) -> None:
         self.net = self.network_cls().to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.cfg.learning_rate)
+
+    def synchronize(self) -> None:
+        """Wait until the device has finished all queued work."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def peak_device_memory_mb(self) -> float | None:
+        """Peak memory torch allocated on the GPU in this process (``None`` on the CPU)."""
+        if self.device.type != "cuda":
+            return None
+        return torch.cuda.max_memory_allocated(self.device) / 2**20
 
     def run_steps(self, n_steps: int) -> np.ndarray:
         losses = torch.empty(n_steps, device=self.device)

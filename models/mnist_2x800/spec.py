@@ -24,6 +24,13 @@ Prior and likelihood:
 Log joint with every constant: :math:`\sum_j \log \mathcal{N}(\theta_j; 0, 0.1^2)
 + \sum_n \eta_{n, y_n} - \log \sum_k e^{\eta_{nk}}`. Minibatch 500, scaled by N / B.
 
+Cost (:mod:`bnnbench.cost` conventions; :math:`P = 1\,276\,810` latents, :math:`d = 784`,
+:math:`K = 10`): the forward pass over :math:`n` points is :math:`2n(784 \cdot 800 + 800 \cdot 800
++ 800 \cdot 10) + n(800 + 800 + 10) + 1600n = 2\,553\,610\,n` flops; a training step on
+:math:`B` points costs :math:`3(2\,553\,610 + 42)B - 2 \cdot 784 \cdot 800 B + 75P` flops and
+:math:`48P + B(4 \cdot 784 + 4)` bytes; a predictive draw over :math:`n` points
+:math:`(2\,553\,610 + 50)n + 6P` flops and :math:`8P + 4n(784 + 10)` bytes.
+
 Site names: ``w_in_1, b_1, w_1_2, b_2, w_2_out, b_out``, observed ``y``, softmax probabilities
 ``p`` (n, 10).
 """
@@ -36,10 +43,30 @@ import numpy as np
 from scipy.special import log_softmax, softmax
 from scipy.stats import norm
 
+from bnnbench.cost import (
+    WorkCost,
+    categorical_loglik_cost,
+    dense_cost,
+    matmul_flops,
+    predictive_draw,
+    softmax_cost,
+    training_step,
+)
 from bnnbench.datasets.mnist import load_mnist
+from bnnbench.datasets.ood import OOD_SETS
 from bnnbench.spec import ModelSpec, ParamSpec, TrainingDefaults
 
-__all__ = ["LAYERS", "PRIOR_SD", "SPEC", "logits", "mnist_defaults"]
+__all__ = [
+    "LAYERS",
+    "N_LATENT",
+    "PRIOR_SD",
+    "SPEC",
+    "draw_cost",
+    "forward_cost",
+    "logits",
+    "mnist_defaults",
+    "step_cost",
+]
 
 N_INPUT, N_HIDDEN, N_CLASSES = 784, 800, 10
 PRIOR_SD = 0.1
@@ -49,6 +76,9 @@ LAYERS = (
     ("w_1_2", "b_2", N_HIDDEN, N_HIDDEN),
     ("w_2_out", "b_out", N_HIDDEN, N_CLASSES),
 )
+
+#: Latent scalars: every weight and bias, :math:`\sum_l (m_l + 1) k_l = 1\,276\,810`.
+N_LATENT = sum((n_in + 1) * n_out for _, _, n_in, n_out in LAYERS)
 
 
 def _normal_prior(x: np.ndarray, params: Mapping[str, np.ndarray]) -> float:
@@ -66,8 +96,11 @@ def logits(params: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
 
 
 def log_likelihood(params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> float:
-    eta = logits({k: np.asarray(v, np.float64) for k, v in params.items()}, X)
-    return float(np.take_along_axis(log_softmax(eta, axis=-1), y[:, None], axis=-1).sum())
+    # In the precision of X: float64 for ``verify``, float32 for the Pareto-k of a fit.
+    dtype = np.result_type(np.asarray(X).dtype, np.float32)
+    eta = logits({k: np.asarray(v, dtype) for k, v in params.items()}, np.asarray(X, dtype))
+    log_p = np.take_along_axis(log_softmax(eta, axis=-1), y[:, None], axis=-1)
+    return float(log_p.sum(dtype=np.float64))
 
 
 def predict_proba(params: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
@@ -87,6 +120,41 @@ def mnist_defaults(steps: int = 2_000) -> TrainingDefaults:
     )
 
 
+def forward_cost(n_points: int) -> WorkCost:
+    r"""Logits of ``n_points``: :math:`\sum_l (2 n m_l k_l + n k_l) + n(800 + 800)` flops (three
+    products with biases, tanh after the first two)."""
+    return WorkCost.total(
+        dense_cost(n_points, n_in, n_out, activation=i < len(LAYERS) - 1)
+        for i, (_, _, n_in, n_out) in enumerate(LAYERS)
+    )
+
+
+def step_cost(batch_size: int) -> WorkCost:
+    r"""One VI step: :math:`F = 3(F_{\mathrm{fwd}}(B) + (4K + 2)B) - 2B \cdot 784 \cdot 800
+    + 75P`, :math:`M = 48P + B(4 \cdot 784 + 4)` bytes."""
+    return training_step(
+        forward_cost(batch_size) + categorical_loglik_cost(batch_size, N_CLASSES),
+        matmul_flops(batch_size, N_INPUT, N_HIDDEN),
+        n_latent=N_LATENT,
+        n_positive=0,
+        batch_size=batch_size,
+        n_features=N_INPUT,
+    )
+
+
+def draw_cost(n_points: int) -> WorkCost:
+    r"""One predictive draw: :math:`F = F_{\mathrm{fwd}}(n) + 5Kn + 6P`,
+    :math:`M = 8P + 4n(784 + 10)` bytes."""
+    return predictive_draw(
+        forward_cost(n_points) + softmax_cost(n_points, N_CLASSES),
+        n_latent=N_LATENT,
+        n_positive=0,
+        n_points=n_points,
+        n_features=N_INPUT,
+        n_outputs=N_CLASSES,
+    )
+
+
 SPEC = ModelSpec(
     name="mnist_2x800",
     description="MNIST, 784 -> 800 -> 800 -> 10 tanh, N(0, 0.1^2) weights and biases, softmax",
@@ -103,5 +171,8 @@ SPEC = ModelSpec(
     n_classes=N_CLASSES,
     predict_chunk=2_500,
     verify_points=2_000,
+    ood_sets=OOD_SETS,
     reference="PyMC3/Lasagne tutorial: 89.8% test accuracy, minibatch ADVI, 4 hours",
+    step_cost=step_cost,
+    draw_cost=draw_cost,
 )

@@ -14,6 +14,14 @@ for :math:`\sigma > 0` (the constant :math:`\log 2` is part of the density in ev
 Densities are compared on :math:`\sigma` itself, without the Jacobian of any transform; the
 variational families (mean-field normal) act on :math:`\log \sigma_k`.
 
+Cost (:mod:`bnnbench.cost` conventions): ``mnist_2x800``'s with its :math:`P = 1\,276\,810`
+weights and biases plus the six scales, :math:`P_{+} = 6` positive latents: a training step on
+:math:`B` points costs :math:`3(2\,553\,610 + 42)B - 2 \cdot 784 \cdot 800 B + 75(P + 6) + 6 \cdot
+6` flops (the prior :math:`\mathcal{N}(0, \sigma_k^2)` costs per element what
+:math:`\mathcal{N}(0, 0.1^2)` does) and :math:`48(P + 6) + B(4 \cdot 784 + 4)` bytes; a
+predictive draw over :math:`n` points :math:`(2\,553\,610 + 50)n + 6(P + 6) + 2 \cdot 6` flops and
+:math:`8(P + 6) + 4n(784 + 10)` bytes.
+
 Site names: ``sigma_<tensor>`` for each of ``w_in_1, b_1, w_1_2, b_2, w_2_out, b_out``, then the
 tensors themselves, observed ``y``, probabilities ``p``.
 """
@@ -25,11 +33,28 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.stats import halfnorm, norm
 
-from bnnbench.models.mnist_2x800.spec import LAYERS, N_CLASSES, mnist_defaults
+from bnnbench.cost import (
+    WorkCost,
+    categorical_loglik_cost,
+    matmul_flops,
+    predictive_draw,
+    softmax_cost,
+    training_step,
+)
+from bnnbench.datasets.ood import OOD_SETS
+from bnnbench.models.mnist_2x800.spec import (
+    LAYERS,
+    N_CLASSES,
+    N_HIDDEN,
+    N_INPUT,
+    forward_cost,
+    mnist_defaults,
+)
+from bnnbench.models.mnist_2x800.spec import N_LATENT as N_WEIGHTS
 from bnnbench.models.mnist_2x800.spec import SPEC as DENSE
 from bnnbench.spec import ModelSpec, ParamSpec
 
-__all__ = ["HYPERPRIOR_SD", "SPEC", "scale_name"]
+__all__ = ["HYPERPRIOR_SD", "SPEC", "draw_cost", "scale_name", "step_cost"]
 
 HYPERPRIOR_SD = 1.0
 #: Initial value of every scale (``matched``), the non-hierarchical spec's prior sd.
@@ -56,6 +81,38 @@ _tensors = [
     for w, b, n_in, n_out in LAYERS
     for name, shape in ((w, (n_in, n_out)), (b, (n_out,)))
 ]
+
+#: One positive scale per weight or bias tensor.
+N_SCALES = len(_tensors)
+
+
+def step_cost(batch_size: int) -> WorkCost:
+    r"""One VI step: ``mnist_2x800``'s network and likelihood, VI overhead on
+    :math:`P + 6` latents of which 6 positive: :math:`F = 3(F_{\mathrm{fwd}}(B) + 42B)
+    - 2B \cdot 784 \cdot 800 + 75(P + 6) + 6 \cdot 6`,
+    :math:`M = 48(P + 6) + B(4 \cdot 784 + 4)` bytes."""
+    return training_step(
+        forward_cost(batch_size) + categorical_loglik_cost(batch_size, N_CLASSES),
+        matmul_flops(batch_size, N_INPUT, N_HIDDEN),
+        n_latent=N_WEIGHTS + N_SCALES,
+        n_positive=N_SCALES,
+        batch_size=batch_size,
+        n_features=N_INPUT,
+    )
+
+
+def draw_cost(n_points: int) -> WorkCost:
+    r"""One predictive draw: :math:`F = F_{\mathrm{fwd}}(n) + 50n + 6(P + 6) + 2 \cdot 6`,
+    :math:`M = 8(P + 6) + 4n(784 + 10)` bytes."""
+    return predictive_draw(
+        forward_cost(n_points) + softmax_cost(n_points, N_CLASSES),
+        n_latent=N_WEIGHTS + N_SCALES,
+        n_positive=N_SCALES,
+        n_points=n_points,
+        n_features=N_INPUT,
+        n_outputs=N_CLASSES,
+    )
+
 
 SPEC = ModelSpec(
     name="mnist_2x800_hier",
@@ -91,5 +148,8 @@ SPEC = ModelSpec(
     n_classes=N_CLASSES,
     predict_chunk=DENSE.predict_chunk,
     verify_points=DENSE.verify_points,
+    ood_sets=OOD_SETS,
     reference="PyMC3/Lasagne tutorial (hierarchical regularisation): 92.3% test accuracy",
+    step_cost=step_cost,
+    draw_cost=draw_cost,
 )

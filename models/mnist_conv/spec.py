@@ -24,6 +24,16 @@ with :math:`\mathrm{conv}(a, K)_{o,i,j} = \sum_{c,u,v} a_{c,i+u,j+v} K_{o,c,u,v}
 Every weight and bias :math:`\sim \mathcal{N}(0, 0.1^2)`; :math:`y_n \sim
 \mathrm{Categorical}(\mathrm{softmax}(\eta_n))`; minibatch 500, scaled by N / B.
 
+Cost (:mod:`bnnbench.cost` conventions; :math:`P = 160\,362` latents, :math:`d = 784`,
+:math:`K = 10`), forward flops per point: conv 1 :math:`2 \cdot 32 \cdot 24^2 \cdot 1 \cdot 5^2
+= 921\,600` + bias and tanh :math:`2 \cdot 32 \cdot 24^2`; pool 1 :math:`3 \cdot 32 \cdot 12^2`;
+conv 2 :math:`2 \cdot 32 \cdot 8^2 \cdot 32 \cdot 5^2 = 3\,276\,800` + :math:`2 \cdot 32 \cdot
+8^2`; pool 2 :math:`3 \cdot 32 \cdot 4^2`; dense :math:`2 \cdot 512 \cdot 256 + 2 \cdot 256`;
+output :math:`2 \cdot 256 \cdot 10 + 10`; in all :math:`4\,522\,506` per point. A training
+step on :math:`B` points costs :math:`3(4\,522\,506 + 42)B - 921\,600B + 75P` flops (conv 1's
+input gradient is not formed) and :math:`48P + B(4 \cdot 784 + 4)` bytes; a predictive draw over
+:math:`n` points :math:`(4\,522\,506 + 50)n + 6P` flops and :math:`8P + 4n(784 + 10)` bytes.
+
 Site names: ``conv1_w, conv1_b, conv2_w, conv2_b, dense_w, dense_b, out_w, out_b``, observed
 ``y``, probabilities ``p`` (n, 10).
 """
@@ -37,11 +47,33 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import log_softmax, softmax
 from scipy.stats import norm
 
+from bnnbench.cost import (
+    WorkCost,
+    categorical_loglik_cost,
+    conv2d_cost,
+    conv2d_matmul_flops,
+    dense_cost,
+    maxpool_cost,
+    predictive_draw,
+    softmax_cost,
+    training_step,
+)
+from bnnbench.datasets.ood import OOD_SETS
 from bnnbench.models.mnist_2x800.spec import N_CLASSES, mnist_defaults
 from bnnbench.models.mnist_2x800.spec import SPEC as DENSE
 from bnnbench.spec import ModelSpec, ParamSpec
 
-__all__ = ["IMAGE", "KERNEL", "PRIOR_SD", "SHAPES", "SPEC", "logits"]
+__all__ = [
+    "IMAGE",
+    "KERNEL",
+    "PRIOR_SD",
+    "SHAPES",
+    "SPEC",
+    "draw_cost",
+    "forward_cost",
+    "logits",
+    "step_cost",
+]
 
 PRIOR_SD = 0.1
 IMAGE = (1, 28, 28)
@@ -85,12 +117,74 @@ def logits(params: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
 
 
 def log_likelihood(params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> float:
-    eta = logits({k: np.asarray(v, np.float64) for k, v in params.items()}, X)
-    return float(np.take_along_axis(log_softmax(eta, axis=-1), y[:, None], axis=-1).sum())
+    # In the precision of X: float64 for ``verify``, float32 for the Pareto-k of a fit.
+    dtype = np.result_type(np.asarray(X).dtype, np.float32)
+    eta = logits({k: np.asarray(v, dtype) for k, v in params.items()}, np.asarray(X, dtype))
+    log_p = np.take_along_axis(log_softmax(eta, axis=-1), y[:, None], axis=-1)
+    return float(log_p.sum(dtype=np.float64))
 
 
 def predict_proba(params: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     return softmax(logits(params, X), axis=-1)
+
+
+#: Latent scalars: every kernel, weight and bias (160,362).
+N_LATENT = sum(int(np.prod(shape)) for shape in SHAPES.values())
+N_INPUT = int(np.prod(IMAGE))
+
+
+def _conv_size(size: int) -> int:
+    """Side after a valid KERNEL x KERNEL convolution."""
+    return size - KERNEL + 1
+
+
+def forward_cost(n_points: int) -> WorkCost:
+    r"""Logits of ``n_points``, layer by layer as :func:`logits` computes them: conv 1 (1 -> 32,
+    28 -> 24) + bias + tanh, max pool (-> 12), conv 2 (32 -> 32, 12 -> 8) + bias + tanh, max pool
+    (-> 4), dense 512 -> 256 + bias + tanh, dense 256 -> 10 + bias: 4,522,506 flops per point."""
+    c_in, side, _ = IMAGE
+    cost = WorkCost.zero()
+    for _ in ("conv1", "conv2"):
+        cost += conv2d_cost(n_points, c_in, CHANNELS, side, side, KERNEL, KERNEL)
+        side = _conv_size(side)
+        cost += maxpool_cost(n_points, CHANNELS, side, side, 2)
+        c_in, side = CHANNELS, side // 2
+    assert c_in * side * side == N_FLAT
+    return (
+        cost
+        + dense_cost(n_points, N_FLAT, N_DENSE)
+        + dense_cost(n_points, N_DENSE, N_CLASSES, activation=False)
+    )
+
+
+def step_cost(batch_size: int) -> WorkCost:
+    r"""One VI step: :math:`F = 3(F_{\mathrm{fwd}}(B) + 42B) - 921\,600B + 75P`,
+    :math:`M = 48P + B(4 \cdot 784 + 4)` bytes."""
+    _, side, _ = IMAGE
+    first = conv2d_matmul_flops(
+        batch_size, IMAGE[0], CHANNELS, _conv_size(side), _conv_size(side), KERNEL, KERNEL
+    )
+    return training_step(
+        forward_cost(batch_size) + categorical_loglik_cost(batch_size, N_CLASSES),
+        first,
+        n_latent=N_LATENT,
+        n_positive=0,
+        batch_size=batch_size,
+        n_features=N_INPUT,
+    )
+
+
+def draw_cost(n_points: int) -> WorkCost:
+    r"""One predictive draw: :math:`F = F_{\mathrm{fwd}}(n) + 50n + 6P`,
+    :math:`M = 8P + 4n(784 + 10)` bytes."""
+    return predictive_draw(
+        forward_cost(n_points) + softmax_cost(n_points, N_CLASSES),
+        n_latent=N_LATENT,
+        n_positive=0,
+        n_points=n_points,
+        n_features=N_INPUT,
+        n_outputs=N_CLASSES,
+    )
 
 
 SPEC = ModelSpec(
@@ -108,5 +202,8 @@ SPEC = ModelSpec(
     n_classes=N_CLASSES,
     predict_chunk=1_000,
     verify_points=200,
+    ood_sets=OOD_SETS,
     reference="PyMC3/Lasagne tutorial (Bayesian conv net): 98.0% test accuracy, 12.7 hours",
+    step_cost=step_cost,
+    draw_cost=draw_cost,
 )

@@ -25,6 +25,12 @@ Log joint, float64, with every constant:
     \log p(\theta, y \mid X) = \sum_{j} \left(-\tfrac12 \theta_j^2 - \tfrac12 \log 2\pi\right)
         + \sum_n \left(y_n \eta_n - \log(1 + e^{\eta_n})\right).
 
+Cost (:mod:`bnnbench.cost` conventions; :math:`P = 40` latents, :math:`d = 2`): the forward
+pass over :math:`n` points is :math:`2n(2 \cdot 5 + 5 \cdot 5 + 5) + 2 \cdot 5n` (tanh) :math:`=
+90n` flops; a training step on :math:`B` points costs :math:`3(90B + 6B) - 20B + 75P = 268B +
+3000` flops and :math:`48P + 12B = 1920 + 12B` bytes; a predictive draw over :math:`n` points
+:math:`93n + 6P` flops and :math:`8P + 12n` bytes.
+
 Site names in every backend: ``w_in_1`` (2, 5), ``w_1_2`` (5, 5), ``w_2_out`` (5,), observed
 ``y``; the probability :math:`\sigma(\eta_n)` is exposed as ``p``. Weight matrices are laid out
 (in, out) in every backend: activations multiply them from the left.
@@ -38,10 +44,19 @@ import numpy as np
 from scipy.special import expit, log_expit
 from scipy.stats import norm
 
+from bnnbench.cost import (
+    WorkCost,
+    bernoulli_logit_loglik_cost,
+    dense_cost,
+    matmul_flops,
+    predictive_draw,
+    sigmoid_cost,
+    training_step,
+)
 from bnnbench.datasets.moons import load_moons
 from bnnbench.spec import ModelSpec, ParamSpec, TrainingDefaults
 
-__all__ = ["N_HIDDEN", "PRIOR_SD", "SPEC", "logits"]
+__all__ = ["N_HIDDEN", "PRIOR_SD", "SPEC", "draw_cost", "forward_cost", "logits", "step_cost"]
 
 N_INPUT = 2
 N_HIDDEN = 5
@@ -61,13 +76,55 @@ def logits(params: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
 
 def log_likelihood(params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> float:
     r""":math:`\sum_n y_n \log\sigma(\eta_n) + (1 - y_n)\log\sigma(-\eta_n)`."""
-    eta = logits({k: np.asarray(v, np.float64) for k, v in params.items()}, X)
-    return float(np.sum(y * log_expit(eta) + (1 - y) * log_expit(-eta)))
+    # In the precision of X: float64 for ``verify``, float32 for the Pareto-k of a fit.
+    dtype = np.result_type(np.asarray(X).dtype, np.float32)
+    eta = logits({k: np.asarray(v, dtype) for k, v in params.items()}, np.asarray(X, dtype))
+    return float(np.sum(y * log_expit(eta) + (1 - y) * log_expit(-eta), dtype=np.float64))
 
 
 def predict_proba(params: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     r""":math:`p(y = 1 \mid x, \theta) = \sigma(\eta)`."""
     return expit(logits(params, X))
+
+
+#: Latent scalars: 2 * 5 + 5 * 5 + 5.
+N_LATENT = N_INPUT * N_HIDDEN + N_HIDDEN * N_HIDDEN + N_HIDDEN
+
+
+def forward_cost(n_points: int) -> WorkCost:
+    r"""Logits of ``n_points``: :math:`2n(2 \cdot 5) + 5n + 2n(5 \cdot 5) + 5n + 2n \cdot 5`
+    flops (three bias-free products, two tanh layers) :math:`= 90n`."""
+    return (
+        dense_cost(n_points, N_INPUT, N_HIDDEN, bias=False)
+        + dense_cost(n_points, N_HIDDEN, N_HIDDEN, bias=False)
+        + dense_cost(n_points, N_HIDDEN, 1, bias=False, activation=False)
+    )
+
+
+def step_cost(batch_size: int) -> WorkCost:
+    r"""One VI step: :math:`F = 3(90B + 6B) - 2 \cdot 2 \cdot 5 B + 75 \cdot 40 = 268B + 3000`,
+    :math:`M = 48 \cdot 40 + B(2 \cdot 4 + 4) = 1920 + 12B` bytes."""
+    return training_step(
+        forward_cost(batch_size) + bernoulli_logit_loglik_cost(batch_size),
+        matmul_flops(batch_size, N_INPUT, N_HIDDEN),
+        n_latent=N_LATENT,
+        n_positive=0,
+        batch_size=batch_size,
+        n_features=N_INPUT,
+    )
+
+
+def draw_cost(n_points: int) -> WorkCost:
+    r"""One predictive draw: :math:`F = 90n + 3n + 6 \cdot 40`, :math:`M = 8 \cdot 40 + 4n(2 + 1)`
+    bytes."""
+    return predictive_draw(
+        forward_cost(n_points) + sigmoid_cost(n_points),
+        n_latent=N_LATENT,
+        n_positive=0,
+        n_points=n_points,
+        n_features=N_INPUT,
+        n_outputs=1,
+    )
 
 
 SPEC = ModelSpec(
@@ -92,4 +149,6 @@ SPEC = ModelSpec(
     ),
     grid=(-3.0, 3.0, 100),
     reference="PyMC3 tutorial: 94.2% test accuracy after 50,000 ADVI iterations",
+    step_cost=step_cost,
+    draw_cost=draw_cost,
 )

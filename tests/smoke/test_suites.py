@@ -41,19 +41,40 @@ def test_runs_store_inference_data_with_provenance(smoke_results: Path):
         files = {p.name for p in run_dir.iterdir()}
         assert {"config.json", "env.json", "inference_data.nc", "predictive_summary.nc"} <= files
         point_estimate = "-torch-ml-" in run_id  # the baseline has one "draw" and no posterior
-        draws = 1 if point_estimate else 8
+        draws = 1 if point_estimate else 30
         with xr.open_datatree(run_dir / "inference_data.nc") as tree:
             groups = {"posterior", "posterior_predictive", "observed_data", "sample_stats"}
             assert groups <= set(tree.children)
             if point_estimate:
                 assert not tree["posterior"].data_vars
             else:
-                assert tree["posterior"]["w_in_1"].shape == (1, 8, 2, 5)
+                assert tree["posterior"]["w_in_1"].shape == (1, 30, 2, 5)
             assert tree["posterior_predictive"]["p"].shape == (1, draws, 500)
             assert tree["sample_stats"]["neg_elbo_per_datum"].shape == (4,)
         with xr.open_datatree(run_dir / "predictive_summary.nc") as summary:
             assert summary["grid"]["p_sd"].shape == (100, 100)
             assert (summary["test"]["votes"].sum("class") == draws).all()
+
+
+def test_runs_record_uncertainty_diagnostics_and_roofline(smoke_results: Path):
+    runs = ResultStore(smoke_results).runs().set_index("backend")
+    for col in ("chi2_auroc", "entropy_auroc", "refusal_rate", "accepted_accuracy", "ece_15"):
+        assert runs[col].between(0, 1).all(), col
+    assert (runs["brier"] > 0).all()
+    bayesian = runs.drop(index="torch-ml")
+    assert np.isfinite(bayesian["pareto_k"]).all() and (bayesian["pareto_draws"] == 30).all()
+    assert bayesian["mi_auroc"].between(0, 1).all() and (bayesian["mean_mi_nats"] > 0).all()
+    # the NUTS reference committed under results/reference scores every run
+    assert runs["agreement_test"].between(0.5, 1).all() and (runs["tv_test"] >= 0).all()
+    # roofline: the suite calibrated this machine; moons runs far above its floor
+    assert (smoke_results / "calibration-cpu.json").exists()
+    assert (runs["step_floor_ms"] > 0).all() and (runs["step_floor_ratio"] > 1).all()
+    assert (runs.drop(index="pymc")["transfer_s"] >= 0).all()
+    for run_id in runs["run_id"]:
+        with xr.open_datatree(smoke_results / run_id / "predictive_summary.nc") as summary:
+            assert {"coverage", "reliability"} <= set(summary.children)
+            assert {"entropy", "mi", "accepted"} <= set(summary["test"].data_vars)
+            assert int(summary["reliability"]["count"].sum()) == 500
 
 
 def test_matched_profile_starts_every_backend_from_the_same_point(smoke_results: Path):
@@ -195,6 +216,16 @@ def test_mnist_specs_run_on_every_backend(tmp_path: Path):
             assert test["chi2"].shape == (10_000,)
         hierarchical = run.model == "mnist_2x800_hier" and run.backend != "torch-ml"
         assert (out / run.run_id / "scales_summary.csv").exists() == hierarchical
+        # out-of-distribution sets: measured, or skipped with how to install them
+        for name in ("white_noise", "fashion_mnist"):
+            status = getattr(run, f"ood_{name}_status")
+            if status == "ok":
+                assert 0 <= getattr(run, f"ood_{name}_refusal_rate") <= 1
+                assert 0 <= getattr(run, f"ood_{name}_entropy_auroc") <= 1
+            else:
+                assert name == "fashion_mnist" and "apt-get install" in status, status
+    assert runs["ood_white_noise_status"].eq("ok").all()
     assert main(["report", str(out), "--out", str(tmp_path / "mnist.html")]) == 0
     page = (tmp_path / "mnist.html").read_text()
     assert "Hierarchical scales" in page and "Uncertainty of the votes" in page
+    assert "Out-of-distribution inputs" in page

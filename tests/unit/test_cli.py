@@ -46,3 +46,14 @@ def test_list_names_everything(capsys):
     out = capsys.readouterr().out
     for word in ("moons_2x5", "pymc", "pyro", "numpyro", "matched", "native", "default"):
         assert word in out
+
+
+def test_calibrate_and_reference_commands_parse():
+    from bnnbench.cli import _parser
+
+    args = _parser().parse_args(["calibrate", "--device", "cpu", "gpu", "--out", "r"])
+    assert args.device == ["cpu", "gpu"] and str(args.out) == "r"
+    args = _parser().parse_args(["reference", "moons_2x5", "--chains", "2"])
+    assert args.model == "moons_2x5" and args.chains == 2 and args.warmup == 1000
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["reference", "mnist_2x800"])

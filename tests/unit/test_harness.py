@@ -60,3 +60,23 @@ def test_timeout_fails_the_cell_and_kills_it(tmp_path: Path):
     cfg = CellConfig.from_defaults("moons_2x5", "numpyro", "matched", "cpu", 0, timeout_s=0.5)
     row = harness.run_one(cfg, ResultStore(tmp_path), harness.environment())
     assert row["status"] == "failed" and "timed out after 0.5 s" in row["error"]
+
+
+def test_calibrate_devices_measures_once_and_reports_a_missing_gpu(tmp_path: Path, capsys):
+    import json
+
+    from bnnbench.harness import calibrate_devices
+
+    assert calibrate_devices(tmp_path, ["cpu"])
+    path = tmp_path / "calibration-cpu.json"
+    stored = json.loads(path.read_text())
+    assert stored["device"] == "cpu" and stored["matmul_flops_per_s"] > 0
+    before = path.stat().st_mtime_ns
+    assert calibrate_devices(tmp_path, ["cpu"])  # kept, not measured again
+    assert path.stat().st_mtime_ns == before
+    import torch
+
+    if not torch.cuda.is_available():
+        assert not calibrate_devices(tmp_path, ["gpu"])
+        assert "calibration of gpu failed" in capsys.readouterr().err
+        assert not (tmp_path / "calibration-gpu.json").exists()
