@@ -21,8 +21,8 @@ PROFILE_DESCRIPTIONS: dict[str, str] = {
         "the same algorithm and settings as matched (init, scale, Adam, one particle, float32, "
         "steps, batch) on each backend's fastest correct execution path for the spec and device, "
         "chosen by measurement (PyMC: pytensor's fastest compile mode; Pyro: JitTrace_ELBO or "
-        "eager Trace_ELBO, validation off, fused Adam; NumPyro: jitted scan over chunks with "
-        "donated buffers); its execution_path column names the path"
+        "eager Trace_ELBO, validation off, fused Adam on the GPU; NumPyro: jitted scan over "
+        "chunks with donated buffers); its execution_path column names the path"
     ),
     "native": (
         "each library's own VI defaults: PyMC's zero init, sd softplus(0) = 0.693, "

@@ -66,6 +66,12 @@ SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
 )
 COLORS = {"pymc": "#1f77b4", "pyro": "#d62728", "numpyro": "#2ca02c", "torch-ml": "#7f7f7f"}
 GROUP_KEYS = ["model", "profile", "device"]
+#: The Pyro tutorial's refusal rates (test digits, white noise, notMNIST letters), drawn as dashes.
+TUTORIAL_REFUSAL = {
+    "refusal_rate": 0.125,
+    "ood_white_noise_refusal_rate": 0.95,
+    "ood_fashion_mnist_refusal_rate": 0.80,
+}
 
 
 def _backend_order(backends: Sequence[str]) -> list[str]:
@@ -390,12 +396,18 @@ def _ood_figure(runs: pd.DataFrame) -> str | None:
         means = [pd.to_numeric(ok[ok["backend"] == backend][c]).mean() for c, _ in columns]
         x = np.arange(len(columns)) + (i - (len(backends) - 1) / 2) * width
         ax.bar(x, means, width, color=COLORS.get(backend), label=backend)
+    for x, (column, _) in enumerate(columns):  # the tutorial's figures (notMNIST for Fashion)
+        if column in TUTORIAL_REFUSAL:
+            ax.hlines(TUTORIAL_REFUSAL[column], x - 0.45, x + 0.45, color="k", ls="--", lw=1)
     ax.set_xticks(range(len(columns)), [label for _, label in columns])
     ax.set_ylim(0, 1)
     ax.set_ylabel("fraction refused")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(frameon=False, fontsize=7)
-    fig.suptitle("'I don't know': refused when no class's median probability > 0.2", fontsize=9)
+    fig.suptitle(
+        "'I don't know': refused when no class's median probability > 0.2 (dashes: tutorial)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return _svg(fig)
 
