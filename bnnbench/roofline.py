@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bnnbench.cost import WorkCost
+from bnnbench.provenance import cpu_model
 from bnnbench.spec import SPEC_NAMES, ModelSpec, get_spec
 
 __all__ = [
@@ -155,16 +156,6 @@ class Ceilings:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
 def _median_seconds(run: Callable[[], None], sync: Callable[[], None], repeats: int) -> float:
     """Median wall time of ``run`` over ``repeats``; ``sync`` waits for the device before each
     timer starts and before it stops (asynchronous GPU launches)."""
@@ -240,7 +231,7 @@ def _measure_torch(
 
     else:
         target = torch.device("cpu")
-        name = _cpu_name()
+        name = cpu_model()
         threads = torch.get_num_threads()
 
         def sync() -> None:
@@ -273,7 +264,7 @@ def _measure_jax(
             f"(jax {jax.__version__}, default backend {jax.default_backend()!r}): {err}; "
             "not falling back to the CPU"
         ) from err
-    name = getattr(target, "device_kind", "") if device == "gpu" else _cpu_name()
+    name = getattr(target, "device_kind", "") if device == "gpu" else cpu_model()
     key_a, key_b = jax.random.split(jax.random.key(0))
     a = jax.device_put(jax.random.normal(key_a, (matmul_size, matmul_size), jnp.float32), target)
     b = jax.device_put(jax.random.normal(key_b, (matmul_size, matmul_size), jnp.float32), target)

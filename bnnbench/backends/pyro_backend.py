@@ -20,6 +20,7 @@ from pyro.infer.autoguide import AutoNormal
 from pyro.infer.autoguide.initialization import init_to_value
 from pyro.poutine.util import site_is_subsample
 
+from bnnbench.backends import torch_device
 from bnnbench.config import CellConfig
 from bnnbench.spec import Dataset, ModelSpec, backend_module
 
@@ -125,14 +126,11 @@ class PyroSession:
 
     def synchronize(self) -> None:
         """Wait until the device has finished all queued work."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        torch_device.synchronize(self.device)
 
     def peak_device_memory_mb(self) -> float | None:
         """Peak memory torch allocated on the GPU in this process (``None`` on the CPU)."""
-        if self.device.type != "cuda":
-            return None
-        return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return torch_device.peak_memory_mb(self.device)
 
     def run_steps(self, n_steps: int) -> np.ndarray:
         losses = np.empty(n_steps)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bnnbench.backends import torch_device
 from bnnbench.config import CellConfig
 from bnnbench.spec import Dataset, ModelSpec, backend_module
 
@@ -66,14 +67,11 @@ class TorchMLSession:
 
     def synchronize(self) -> None:
         """Wait until the device has finished all queued work."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        torch_device.synchronize(self.device)
 
     def peak_device_memory_mb(self) -> float | None:
         """Peak memory torch allocated on the GPU in this process (``None`` on the CPU)."""
-        if self.device.type != "cuda":
-            return None
-        return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return torch_device.peak_memory_mb(self.device)
 
     def run_steps(self, n_steps: int) -> np.ndarray:
         losses = torch.empty(n_steps, device=self.device)
