@@ -232,7 +232,8 @@ def _reference_grid(model: str, like: xr.Dataset) -> xr.Dataset | None:
     path = find_reference(model)
     if path is None:
         return None
-    pred = load_reference(path)["predictive"].to_dataset()
+    reference = load_reference(path)
+    pred = reference["predictive"].to_dataset()
     if "grid_p_mean" not in pred:
         return None
     shape = like["p_mean"].shape
@@ -242,7 +243,7 @@ def _reference_grid(model: str, like: xr.Dataset) -> xr.Dataset | None:
             "p_sd": pred["grid_p_sd"].values.reshape(shape),
         }
     )
-    out.attrs["draws"] = int(load_reference(path).attrs.get("predictive_draws", 0))
+    out.attrs["draws"] = int(reference.attrs.get("predictive_draws", 0))
     return out
 
 
