@@ -274,6 +274,7 @@ def measure_isolated(
     cfg = _cell_config(model, backend, steps, trace_every, seed, device)
     cmd = [
         sys.executable,
+        "-P",
         "-m",
         "bnnbench.benchmarks.overhead",
         "--one",

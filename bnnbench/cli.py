@@ -1,34 +1,59 @@
 """The ``bnnbench`` command: ``run``, ``verify``, ``report``, ``calibrate``, ``reference``,
 ``data`` and ``list``.
 
-Exit codes: 0 success; 1 a cell failed (``run``) or the backends disagree (``verify``); 2 bad
-input (unknown model/backend/profile/device/suite, or a results folder that would be clobbered).
+Exit codes: 0 success; 1 a cell failed or nothing could run (``run``), the machine stayed busy
+(``run --require-idle``), the backends disagree (``verify``), results are damaged (``report``
+without ``--allow-partial``) or a file could not be written (disk full); 2 bad input (unknown
+model/backend/profile/device/suite, a plan that cannot run, a results folder that would be
+clobbered or is in use); 128 + N when signal N stopped ``run`` (130 Ctrl-C, 129 SIGHUP, 143
+SIGTERM). Every error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from bnnbench.spec import SPEC_NAMES
+from bnnbench.config import with_float_x
+from bnnbench.datasets import FETCHABLE
+from bnnbench.spec import SPEC_NAMES, specs_with_nuts_reference
 from bnnbench.types import BACKENDS, BAYESIAN_BACKENDS, DEVICES, PROFILES
 
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (``bnnbench run: error: ... (see --help)``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bnnbench",
         description="Benchmark Bayesian neural networks across PyMC, Pyro and NumPyro.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run benchmark cells, each in its own process")
-    run.add_argument("--suite", help="a named suite from benchmarks/suites (see `bnnbench list`)")
+    run.add_argument(
+        "--suite",
+        help="a named suite from benchmarks/suites (see `bnnbench list`) or the path of a suite "
+        "file (.toml)",
+    )
     run.add_argument(
         "--models",
         nargs="+",
@@ -78,7 +103,20 @@ def _parser() -> argparse.ArgumentParser:
         help="skip cells already finished in --out (failed cells run again)",
     )
     mode.add_argument(
-        "--overwrite", action="store_true", help="delete the results already in --out first"
+        "--overwrite",
+        action="store_true",
+        help="first delete what bnnbench wrote in --out (only in a folder bnnbench created; "
+        "never the working directory, its parents, home or a git repository's root)",
+    )
+    run.add_argument(
+        "--require-idle",
+        nargs="?",
+        const=60.0,
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="before each cell, wait until other processes use less than half a core; stop "
+        "(exit 1) if they do not within SECONDS (default 60). Without it, cells timed on a busy "
+        "machine are run and flagged (host_busy)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -106,11 +144,25 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="results folders")
     report.add_argument("--out", type=Path, required=True, help="HTML file to write")
     report.add_argument("--title", default="bnnbench report")
+    report.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="write the report even when rows or artifacts are damaged or missing (they are "
+        "listed in it and on stderr; without this flag that is an error, exit 1)",
+    )
+    report.add_argument(
+        "--compare",
+        action="store_true",
+        help="show each folder as its own column (e.g. your machine beside the committed "
+        "reference) instead of counting the same cell in two folders once",
+    )
 
     data = sub.add_parser("data", help="obtain the data sets the specs need")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     fetch = data_sub.add_parser("fetch", help="download, verify and cache a data set")
-    fetch.add_argument("dataset", choices=["mnist"], help="data set (choose from mnist)")
+    fetch.add_argument(
+        "dataset", choices=list(FETCHABLE), help=f"data set (choose from {', '.join(FETCHABLE)})"
+    )
     fetch.add_argument("--force", action="store_true", help="download again even if cached")
 
     calibrate = sub.add_parser(
@@ -123,9 +175,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     reference = sub.add_parser(
-        "reference", help="compute a spec's NUTS reference posterior (moons_2x5)"
+        "reference",
+        help="compute a spec's NUTS reference posterior (the small specs)",
     )
-    reference.add_argument("model", choices=["moons_2x5"], help="spec (choose from moons_2x5)")
+    reference.add_argument(
+        "model",
+        choices=specs_with_nuts_reference(),
+        help=f"spec (choose from {', '.join(specs_with_nuts_reference())})",
+    )
     reference.add_argument("--out", type=Path, help="netCDF file (default: the stored location)")
     reference.add_argument("--chains", type=int, default=4)
     reference.add_argument("--warmup", type=int, default=1000)
@@ -136,13 +193,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the main thread is, like Ctrl-C's KeyboardInterrupt."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
-def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from bnnbench.harness import load_suite, plan_cells, plan_suite, run_cells
-    from bnnbench.results import ResultStore
+#: Signals that stop a suite like Ctrl-C: SIGTERM (a job scheduler, `kill`) and SIGHUP (a closed
+#: terminal or ssh session). The running cell is killed and nothing of it is recorded.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    for sig in STOP_SIGNALS:  # once: a second signal must not interrupt the cleanup
+        signal.signal(sig, signal.SIG_IGN)
+    raise _Stopped(signum)
+
+
+def _say(message: str) -> None:
+    """A line on stderr; a closed terminal (SIGHUP) must not turn it into a traceback."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _bad_input(command: str, message: str) -> NoReturn:
+    """Exit 2 with one line, like argparse's own errors."""
+    _say(f"bnnbench {command}: error: {message}")
+    raise SystemExit(2)
+
+
+def _plan(args: argparse.Namespace) -> list:
+    from bnnbench.harness import load_suite, plan_cells, plan_suite
 
     overrides = dict(
         steps=args.steps,
@@ -156,14 +241,13 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         if args.suite:
             # With a suite, --models/--backends/--profile/--device select among its cells.
-            cells = [
-                c
-                for c in plan_suite(load_suite(args.suite), seeds=args.seeds, **overrides)
-                if (not args.models or c.model in args.models)
-                and (not args.backends or c.backend in args.backends)
-                and (not args.profile or c.profile in args.profile)
-                and (not args.device or c.device in args.device)
-            ]
+            only = dict(
+                models=args.models,
+                backends=args.backends,
+                profiles=args.profile,
+                devices=args.device,
+            )
+            cells = plan_suite(load_suite(args.suite), only=only, seeds=args.seeds, **overrides)
         elif args.models:
             cells = plan_cells(
                 args.models,
@@ -174,32 +258,80 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 **overrides,
             )
         else:
-            parser.error("give --suite NAME or --models MODEL ...")
+            _bad_input("run", "give --suite NAME|FILE or --models MODEL ...")
     except ValueError as err:
-        parser.error(str(err))
+        _bad_input("run", str(err))
+    if not cells:
+        _bad_input(
+            "run",
+            f"the plan has no cells: --models/--backends/--profile/--device select none of "
+            f"suite {args.suite}'s cells",
+        )
+    return cells
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bnnbench.harness import MachineBusyError, run_cells
+    from bnnbench.results import ResultStore
+    from bnnbench.safety import (
+        DirInUseError,
+        ResultsLock,
+        clear_results,
+        out_dir_problem,
+        overwrite_problem,
+    )
+
+    cells = _plan(args)  # every cell validated before anything is touched
+    problem = out_dir_problem(args.out)
+    if problem is None and args.overwrite:
+        problem = overwrite_problem(args.out)
+    if problem:
+        _bad_input("run", problem)
     store = ResultStore(args.out)
     if store.has_results() and not (args.resume or args.overwrite):
-        parser.error(
+        _bad_input(
+            "run",
             f"{args.out} already holds results: add --resume to finish them, "
-            "--overwrite to replace them, or choose another --out"
+            "--overwrite to replace them, or choose another --out",
         )
-    if args.overwrite and args.out.exists():
-        shutil.rmtree(args.out)
-    # SIGTERM (a job scheduler, `kill`) stops the suite like Ctrl-C: the running cell's process is
-    # killed and nothing of it is recorded.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    lock = ResultsLock(args.out)
     try:
-        runs = run_cells(cells, args.out, resume=args.resume, progress=not args.no_progress)
-    except KeyboardInterrupt:
-        done = len(store.runs()) if store.has_results() else 0
-        print(
-            f"\ninterrupted: {done} finished cells are in {args.out / 'runs.csv'}; "
-            "run the same command with --resume to go on",
-            file=sys.stderr,
+        lock.acquire()
+    except DirInUseError as err:
+        _bad_input("run", str(err))
+    previous = {sig: signal.signal(sig, _stop_on_signal) for sig in STOP_SIGNALS}
+    try:
+        if args.overwrite:
+            kept = clear_results(args.out)
+            if kept:
+                _say(f"--overwrite kept what bnnbench did not write: {', '.join(kept)}")
+        runs = run_cells(
+            cells,
+            args.out,
+            resume=args.resume,
+            progress=not args.no_progress,
+            require_idle=args.require_idle,
+            lock=lock,
         )
-        return 130
+    except KeyboardInterrupt as err:
+        signum = err.signum if isinstance(err, _Stopped) else signal.SIGINT
+        try:
+            runs_now = store.runs()
+            ok = int((runs_now["status"] == "ok").sum())
+        except Exception:  # the message must not fail
+            ok = 0
+        _say(
+            f"\ninterrupted ({signal.Signals(signum).name}): {ok} cells finished ok in "
+            f"{args.out / 'runs.csv'}; run the same command with --resume to go on"
+        )
+        return 128 + signum
+    except MachineBusyError as err:
+        _say(f"bnnbench run: stopped: {err}")
+        return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lock.release()
     all_runs = store.runs()
     shown = [
         "model",
@@ -214,6 +346,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "predict_s",
         "accuracy",
         "final_neg_elbo_per_datum",
+        "host_busy",
     ]
     if len(all_runs):
         print(
@@ -222,16 +355,19 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
         )
     print(f"results: {args.out / 'runs.csv'}")
+    if len(runs) == len(cells) and runs["status"].isin(["unsupported", "unavailable"]).all():
+        reasons = sorted({f"{r.backend}/{r.device}: {r.error}" for r in runs.itertuples()})
+        _say("bnnbench run: nothing could run: every cell is unsupported or unavailable:")
+        for reason in reasons:
+            _say(f"  {reason}")
+        return 1
     failed = (runs["status"] == "failed").sum() if len(runs) else 0
     return 1 if failed else 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     # Verification is in float64: pytensor reads floatX once, at import.
-    os.environ["PYTENSOR_FLAGS"] = ",".join(
-        [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f and "floatX" not in f]
-        + ["floatX=float64"]
-    )
+    os.environ["PYTENSOR_FLAGS"] = with_float_x(os.environ.get("PYTENSOR_FLAGS", ""), "float64")
     from bnnbench.backends import missing_packages
     from bnnbench.verify import RTOL, verify
 
@@ -252,22 +388,50 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1
 
 
-def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from bnnbench.report import render_report
+def _cmd_report(args: argparse.Namespace) -> int:
+    import pandas as pd
 
+    from bnnbench.report import ReportDamageError, render_report
+
+    if args.out.is_dir():
+        _bad_input("report", f"--out {args.out} is a folder; give the HTML file to write")
     for d in args.dirs:
-        if not (d / "runs.csv").exists():
-            parser.error(f"{d} holds no runs.csv (not a bnnbench results folder)")
-    path = render_report(args.dirs, args.out, title=args.title)
+        if not (d / "runs.csv").is_file():
+            _bad_input("report", f"{d} holds no runs.csv (not a bnnbench results folder)")
+    try:
+        rendered = render_report(
+            args.dirs,
+            args.out,
+            title=args.title,
+            allow_partial=args.allow_partial,
+            compare=args.compare,
+        )
+    except ReportDamageError as err:
+        hint = "add --allow-partial to write the report anyway, listing them"
+        if len(err.damage) == 1:
+            _say(f"bnnbench report: error: damaged results ({hint}): {err.damage[0]}")
+        else:
+            _say(f"bnnbench report: error: {len(err.damage)} damaged or missing results ({hint}):")
+            for damage in err.damage:
+                _say(f"  {damage}")
+        return 1
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        message = " ".join(str(err).split())
+        _bad_input(
+            "report", f"cannot read the results in {', '.join(map(str, args.dirs))}: {message}"
+        )
+    path, damage = rendered if isinstance(rendered, tuple) else (rendered, [])
+    for d in damage:
+        _say(f"warning: left out of the report: {d}")
     print(f"report: {path}")
     return 0
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from bnnbench.datasets.mnist import DataUnavailableError, fetch_mnist
+    from bnnbench.datasets import DataUnavailableError, fetch
 
     try:
-        path = fetch_mnist(force=args.force)
+        path = fetch(args.dataset, force=args.force)
     except DataUnavailableError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -277,8 +441,15 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from bnnbench.harness import calibrate_devices
+    from bnnbench.safety import is_results_dir, write_marker
 
-    return 0 if calibrate_devices(args.out, args.device, force=True, verbose=True) else 1
+    if args.out.exists() and not args.out.is_dir():
+        _bad_input("calibrate", f"--out {args.out} is a file, not a folder")
+    new = not args.out.exists() or not any(args.out.iterdir())
+    ok = calibrate_devices(args.out, args.device, force=True, verbose=True)
+    if new or is_results_dir(args.out):
+        write_marker(args.out)  # bnnbench's folder: a later `run --out` may use it
+    return 0 if ok else 1
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
@@ -293,7 +464,7 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 def _cmd_list() -> int:
     from bnnbench.config import PROFILE_DESCRIPTIONS
-    from bnnbench.harness import load_suite, suite_names
+    from bnnbench.harness import SuiteError, load_suite, suite_names
     from bnnbench.spec import get_spec
 
     print("models:")
@@ -305,28 +476,43 @@ def _cmd_list() -> int:
         print(f"  {name:<20} {PROFILE_DESCRIPTIONS[name]}")
     print(f"devices: {', '.join(DEVICES)}")
     print("suites:")
+    broken = 0
     for name in suite_names():
-        print(f"  {name:<20} {load_suite(name).description}")
-    return 0
+        try:
+            description = load_suite(name).description
+        except SuiteError as err:
+            broken += 1
+            description = f"BROKEN: {err}"
+        print(f"  {name:<20} {description}")
+    print("  (or the path of your own suite file: bnnbench run --suite my_grid.toml)")
+    return 1 if broken else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code."""
+    """Run the CLI; returns the exit code (argparse's own errors raise ``SystemExit(2)``)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "run":
-        return _cmd_run(args, parser)
-    if args.command == "verify":
-        return _cmd_verify(args)
-    if args.command == "report":
-        return _cmd_report(args, parser)
-    if args.command == "data":
-        return _cmd_data(args)
-    if args.command == "calibrate":
-        return _cmd_calibrate(args)
-    if args.command == "reference":
-        return _cmd_reference(args)
-    return _cmd_list()
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "verify":
+            return _cmd_verify(args)
+        if args.command == "report":
+            return _cmd_report(args)
+        if args.command == "data":
+            return _cmd_data(args)
+        if args.command == "calibrate":
+            return _cmd_calibrate(args)
+        if args.command == "reference":
+            return _cmd_reference(args)
+        return _cmd_list()
+    except OSError as err:  # disk full, read-only folder, permissions: one line, no traceback
+        where = f": {err.filename}" if err.filename else ""
+        _say(f"bnnbench {args.command}: error: {err.strerror or err}{where}")
+        return 1
+    except KeyboardInterrupt:
+        _say("\ninterrupted")
+        return 130
 
 
 if __name__ == "__main__":

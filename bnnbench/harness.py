@@ -1,4 +1,10 @@
-"""Plans a suite's cells and runs each in its own process, recording results as they end."""
+"""Plans a suite's cells and runs each in its own process, recording results as they end.
+
+A run holds its results folder's lock (:class:`bnnbench.safety.ResultsLock`) while it writes;
+each cell's process dies with the run (:func:`bnnbench.safety.child_process_options`), starts
+with ``python -P`` (the working directory cannot shadow the package) and is timed beside a
+measure of the machine's load (:class:`bnnbench.safety.HostLoadSampler`).
+"""
 
 from __future__ import annotations
 
@@ -10,21 +16,43 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from itertools import product
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from bnnbench.backends import missing_packages
-from bnnbench.config import CellConfig
+from bnnbench.config import CellConfig, with_float_x
 from bnnbench.provenance import BACKEND_DISTRIBUTIONS, environment
+from bnnbench.registry import backend_info, missing_packages
 from bnnbench.results import ResultStore, atomic_write_text
+from bnnbench.safety import (
+    BUSY_OTHER_CORES,
+    HostLoadSampler,
+    ResultsLock,
+    child_process_options,
+    describe_exit,
+    wait_until_idle,
+    write_marker,
+)
+from bnnbench.spec import SPEC_NAMES, get_spec
+from bnnbench.types import BACKENDS, DEVICES, PROFILES
 
-__all__ = ["Suite", "cell_environment", "load_suite", "plan_cells", "run_cells", "suite_names"]
+__all__ = [
+    "MachineBusyError",
+    "Suite",
+    "SuiteError",
+    "cell_environment",
+    "load_suite",
+    "plan_cells",
+    "plan_suite",
+    "run_cells",
+    "suite_names",
+]
 
 #: Settings a suite or the CLI may override.
 OVERRIDABLE = (
@@ -47,22 +75,130 @@ class Suite:
     groups: tuple[dict, ...] = field(default_factory=tuple)
 
 
+class SuiteError(ValueError):
+    """A suite that cannot be read or planned (one line, naming the file and the key)."""
+
+
+class MachineBusyError(RuntimeError):
+    """``require_idle``: other processes kept the machine busy for longer than allowed."""
+
+
+#: Keys of a suite file, of each of its ``[[group]]`` tables, and their types.
+SUITE_KEYS = ("description", "group")
+GROUP_CHOICES: dict[str, tuple[str, ...]] = {
+    "models": SPEC_NAMES,
+    "backends": BACKENDS,
+    "profiles": PROFILES,
+    "devices": DEVICES,
+}
+GROUP_INTEGERS = ("steps", "batch_size", "trace_every", "predict_draws")
+GROUP_NUMBERS = ("learning_rate", "init_scale", "timeout_s")
+GROUP_KEYS = (*GROUP_CHOICES, "seeds", *OVERRIDABLE)
+REQUIRED_GROUP_KEYS = ("models", "backends")
+
+
+def _suites_folder() -> Traversable:
+    """``benchmarks/suites``, installed as ``bnnbench.benchmarks``."""
+    return resources.files("bnnbench.benchmarks") / "suites"
+
+
 def suite_names() -> list[str]:
-    folder = resources.files("bnnbench.benchmarks") / "suites"
+    folder = _suites_folder()
     return sorted(
         p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
     )
 
 
-def load_suite(name: str) -> Suite:
-    """The suite called ``name`` (``ValueError`` listing valid names otherwise)."""
-    if name not in suite_names():
-        raise ValueError(f"unknown suite {name!r}; valid: {', '.join(suite_names())}")
-    text = (resources.files("bnnbench.benchmarks") / "suites" / f"{name}.toml").read_text()
-    raw = tomllib.loads(text)
-    return Suite(
-        name=name, description=raw.get("description", ""), groups=tuple(raw.get("group", []))
-    )
+def _is_path(name_or_path: str | Path) -> bool:
+    text = str(name_or_path)
+    return isinstance(name_or_path, Path) or text.endswith(".toml") or os.sep in text or "/" in text
+
+
+def _check_group(group: object, where: str) -> dict:
+    if not isinstance(group, dict):
+        raise SuiteError(f"{where}: a [[group]] must be a table, got {group!r}")
+    unknown = sorted(set(group) - set(GROUP_KEYS))
+    if unknown:
+        raise SuiteError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(GROUP_KEYS))})"
+        )
+    missing = [k for k in REQUIRED_GROUP_KEYS if k not in group]
+    if missing:
+        raise SuiteError(f"{where}: missing {' and '.join(map(repr, missing))}")
+    for key, valid in GROUP_CHOICES.items():
+        if key not in group:
+            continue
+        value = group[key]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise SuiteError(f"{where}: {key} must be a non-empty list of names, got {value!r}")
+        bad = [v for v in value if v not in valid]
+        if bad:
+            raise SuiteError(
+                f"{where}: unknown {key[:-1]} {bad[0]!r} in {key} (valid: {', '.join(valid)})"
+            )
+    if "seeds" in group:
+        seeds = group["seeds"]
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in seeds)
+        ):
+            raise SuiteError(f"{where}: seeds must be a non-empty list of integers, got {seeds!r}")
+    for key in GROUP_INTEGERS:
+        value = group.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SuiteError(f"{where}: {key} must be an integer, got {value!r}")
+    for key in GROUP_NUMBERS:
+        value = group.get(key, 1.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SuiteError(f"{where}: {key} must be a number, got {value!r}")
+    return group
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """A suite by name (``benchmarks/suites/<name>.toml``) or by the path of a ``.toml`` file.
+
+    Raises :class:`SuiteError` (a ``ValueError``) with one line naming the file and the problem:
+    an unknown name, an unreadable file, invalid TOML, an unknown key (the allowed ones listed), a
+    group without ``models`` or ``backends``, a value of the wrong type.
+    """
+    if _is_path(name_or_path):
+        path = Path(name_or_path)
+        label, name = str(path), path.stem
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise SuiteError(f"suite file {path} not found") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise SuiteError(f"cannot read suite file {path}: {err}") from None
+    else:
+        name = str(name_or_path)
+        if name not in suite_names():
+            raise SuiteError(
+                f"unknown suite {name!r}; valid: {', '.join(suite_names())} "
+                "(or the path of a .toml file)"
+            )
+        label = f"suite {name}"
+        text = (_suites_folder() / f"{name}.toml").read_text()
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SuiteError(f"{label}: not valid TOML: {err}") from None
+    unknown = sorted(set(raw) - set(SUITE_KEYS))
+    if unknown:
+        raise SuiteError(
+            f"{label}: unknown top-level key {unknown[0]!r} (allowed: {', '.join(SUITE_KEYS)}; "
+            "settings go in a [[group]])"
+        )
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise SuiteError(f"{label}: description must be a string, got {description!r}")
+    groups = raw.get("group", [])
+    if not isinstance(groups, list) or not groups:
+        raise SuiteError(f"{label}: defines no [[group]] of cells")
+    checked = tuple(_check_group(g, f"{label}, group {i}") for i, g in enumerate(groups, 1))
+    return Suite(name=name, description=description, groups=checked)
 
 
 def plan_cells(
@@ -73,28 +209,53 @@ def plan_cells(
     seeds: Sequence[int],
     **overrides,
 ) -> list[CellConfig]:
-    """Every (model, backend, profile, device, seed) combination, in that nesting order."""
+    """Every (model, backend, profile, device, seed) combination, in that nesting order.
+
+    Every cell is validated (``ValueError`` naming the setting) before any is returned.
+    """
+    # A backend a spec does not implement (mnist_2x800_hier has no torch-ml baseline: its
+    # maximum likelihood is mnist_2x800's) has no cell.
     return [
         CellConfig.from_defaults(m, b, p, d, s, **overrides)
         for m, p, d, s, b in product(models, profiles, devices, seeds, backends)
+        if b in get_spec(m).implementations
     ]
 
 
-def plan_suite(suite: Suite, **overrides) -> list[CellConfig]:
-    """The suite's cells; CLI ``overrides`` (non-``None``, ``seeds`` too) win over the suite's."""
+def plan_suite(
+    suite: Suite, *, only: Mapping[str, Sequence[str] | None] | None = None, **overrides
+) -> list[CellConfig]:
+    """The suite's cells; CLI ``overrides`` (non-``None``, ``seeds`` too) win over the suite's.
+
+    ``only`` selects among the suite's cells before they are planned (keys ``models``,
+    ``backends``, ``profiles``, ``devices``; ``None`` or empty: all), so that settings are
+    validated only for the cells that will run. A cell that cannot run raises
+    :class:`SuiteError` naming the group.
+    """
+    only = {k: v for k, v in (only or {}).items() if v}
     seeds = overrides.pop("seeds", None)
     cells: list[CellConfig] = []
-    for group in suite.groups:
+    for i, group in enumerate(suite.groups, 1):
         settings = {k: group[k] for k in OVERRIDABLE if k in group}
         settings.update({k: v for k, v in overrides.items() if v is not None})
-        cells += plan_cells(
-            group["models"],
-            group["backends"],
-            group.get("profiles", ["matched"]),
-            group.get("devices", ["cpu"]),
-            seeds or group.get("seeds", [0]),
-            **settings,
-        )
+        axes = {
+            "models": group["models"],
+            "backends": group["backends"],
+            "profiles": group.get("profiles", ["matched"]),
+            "devices": group.get("devices", ["cpu"]),
+        }
+        axes = {k: [v for v in vs if k not in only or v in only[k]] for k, vs in axes.items()}
+        try:
+            cells += plan_cells(
+                axes["models"],
+                axes["backends"],
+                axes["profiles"],
+                axes["devices"],
+                seeds or group.get("seeds", [0]),
+                **settings,
+            )
+        except ValueError as err:
+            raise SuiteError(f"suite {suite.name}, group {i}: {err}") from None
     return cells
 
 
@@ -102,8 +263,7 @@ def cell_environment(cfg: CellConfig) -> dict[str, str]:
     """The cell process's environment: precision and platform are fixed before any import."""
     env = dict(os.environ)
     float_x = "float64" if cfg.profile == "native" else "float32"
-    flags = [f for f in env.get("PYTENSOR_FLAGS", "").split(",") if f and "floatX" not in f]
-    env["PYTENSOR_FLAGS"] = ",".join([*flags, f"floatX={float_x}"])
+    env["PYTENSOR_FLAGS"] = with_float_x(env.get("PYTENSOR_FLAGS", ""), float_x)
     env["JAX_PLATFORMS"] = "cuda,cpu" if cfg.device == "gpu" else "cpu"
     env["JAX_ENABLE_X64"] = "0"
     env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
@@ -124,6 +284,7 @@ def _base_row(cfg: CellConfig, env: dict) -> dict[str, object]:
         numpy_version=env["packages"].get("numpy", ""),
         bnnbench_version=env["bnnbench"],
         git_revision=env["git_revision"],
+        git_diff_sha256=env.get("git_diff_sha256", ""),
         host=env["host"],
         cpu=env["cpu"],
         gpu=env["gpu"],
@@ -138,14 +299,45 @@ def _tail(path: Path, lines: int = 6) -> str:
     return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
 
 
+def _remove_temporaries(run_dir: Path) -> None:
+    """Half-written files (``.<name>.<random>.tmp``) of a cell that was killed mid-write."""
+    for tmp in run_dir.rglob("*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _stop(proc: subprocess.Popen, own_group: bool) -> None:
+    """Kill a cell (its whole process group when it leads one) and reap it."""
+    try:
+        if own_group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def cell_command(run_dir: Path) -> list[str]:
+    """``python -P -m bnnbench.cell RUN_DIR``: ``-P`` keeps the working directory off the path,
+    so a folder called ``bnnbench`` there cannot shadow the installed package."""
+    return [sys.executable, "-P", "-m", "bnnbench.cell", str(run_dir)]
+
+
 def run_one(cfg: CellConfig, store: ResultStore, env_info: dict) -> dict[str, object]:
-    """Run one cell in a fresh process and record it; returns its ``runs.csv`` row."""
+    """Run one cell in a fresh process and record it; returns its ``runs.csv`` row.
+
+    The row gains the host's load while the cell ran (``host_load_avg_1m``,
+    ``host_other_cpu_pct``, ``host_steal_pct``, ``host_busy``; see
+    :class:`bnnbench.safety.HostLoad`). Ctrl-C (or SIGTERM/SIGHUP turned into it) kills the cell
+    and records nothing for it.
+    """
     row = _base_row(cfg, env_info)
     missing = missing_packages(cfg.backend)
     if missing:
+        extra = backend_info(cfg.backend).extra
         row.update(
             status="unavailable",
-            error=f"not installed: {', '.join(missing)} (pip install 'bnnbench[{cfg.backend}]')",
+            error=f"not installed: {', '.join(missing)} (pip install 'bnnbench[{extra}]')",
         )
         store.record(row)
         return row
@@ -153,45 +345,65 @@ def run_one(cfg: CellConfig, store: ResultStore, env_info: dict) -> dict[str, ob
     run_dir = store.run_dir(cfg.run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "result.json").unlink(missing_ok=True)
+    _remove_temporaries(run_dir)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
     log_path = run_dir / "cell.log"
+    options = child_process_options()
+    own_group = bool(options.get("start_new_session"))
     started = time.perf_counter()
+    sampler = HostLoadSampler()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bnnbench.cell", str(run_dir)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=cell_environment(cfg),
-            start_new_session=True,
-        )
+        sampler.start()
+        try:
+            proc = subprocess.Popen(
+                cell_command(run_dir),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=cell_environment(cfg),
+                **options,  # type: ignore[arg-type]
+            )
+        except BaseException:
+            sampler.stop()
+            raise
         try:
             proc.wait(timeout=cfg.timeout_s)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _stop(proc, own_group)
+            _remove_temporaries(run_dir)
             row.update(
                 status="failed",
                 error=f"timed out after {cfg.timeout_s:g} s",
                 cell_wall_s=time.perf_counter() - started,
+                **sampler.stop().row(),
             )
             store.record(row)
             return row
         except BaseException:  # Ctrl-C: stop the cell, record nothing for it
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _stop(proc, own_group)
+            sampler.stop()
+            _remove_temporaries(run_dir)
             raise
+    load = sampler.stop()
+    _remove_temporaries(run_dir)
+    wall_s = time.perf_counter() - started
     result_path = run_dir / "result.json"
-    if not result_path.exists():
+    try:
+        result = json.loads(result_path.read_text()) if result_path.exists() else None
+    except (OSError, ValueError) as err:
+        result = {"status": "failed", "error": f"unreadable result.json: {err}"}
+    if result is None:
         row.update(
             status="failed",
-            error=f"cell process exited with code {proc.returncode}: {_tail(log_path)}",
-            cell_wall_s=time.perf_counter() - started,
+            error=f"cell process {describe_exit(proc.returncode)}: {_tail(log_path)}",
+            cell_wall_s=wall_s,
+            **load.row(),
         )
         store.record(row)
         return row
-    result = json.loads(result_path.read_text())
     trace_points = result.pop("trace", None)
     row.update({k: v for k, v in result.items() if v != "" or k not in row})
+    row.update(load.row())
+    row.setdefault("cell_wall_s", wall_s)
     trace = None
     if trace_points:
         trace = pd.DataFrame(trace_points).assign(run_id=cfg.run_id)
@@ -217,12 +429,13 @@ def calibrate_devices(
         if calibration_path(out_dir, device).exists() and not force:
             continue
         probe = CellConfig.from_defaults("moons_2x5", "numpyro", "matched", device, 0)  # type: ignore[arg-type]
-        command = [sys.executable, "-m", "bnnbench.roofline", "calibrate"]
+        command = [sys.executable, "-P", "-m", "bnnbench.roofline", "calibrate"]
         proc = subprocess.run(
             [*command, "--device", device, "--out", str(out_dir)],
             env=cell_environment(probe),
             capture_output=True,
             text=True,
+            **child_process_options(),  # type: ignore[arg-type]
         )
         if verbose or proc.returncode != 0:
             print(proc.stdout.rstrip(), file=sys.stderr if proc.returncode else sys.stdout)
@@ -234,15 +447,46 @@ def calibrate_devices(
 
 
 def run_cells(
-    cells: Iterable[CellConfig], out_dir: Path, *, resume: bool = False, progress: bool = True
+    cells: Iterable[CellConfig],
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    require_idle: float | None = None,
+    lock: ResultsLock | None = None,
 ) -> pd.DataFrame:
-    """Run ``cells`` into ``out_dir`` one process each; with ``resume``, skip finished cells."""
+    """Run ``cells`` into ``out_dir`` one process each; returns this call's rows.
+
+    ``resume`` skips cells whose latest record is finished (``ResultStore.finished_run_ids``:
+    ok, diverged, unavailable; ``failed`` and ``unsupported`` cells run again, the machine may
+    have changed). The folder's lock is held throughout (``lock``: one the caller already holds;
+    a second writer gets :class:`bnnbench.safety.DirInUseError`). With ``require_idle`` (seconds),
+    each cell waits until other processes use less than ``BUSY_OTHER_CORES`` cores, and the run
+    stops with :class:`MachineBusyError` when they do not within that time.
+    """
+    held = lock if lock is not None else ResultsLock(out_dir).acquire()
+    try:
+        return _run_locked(list(cells), out_dir, resume, progress, require_idle)
+    finally:
+        if lock is None:
+            held.release()
+
+
+def _run_locked(
+    cells: list[CellConfig],
+    out_dir: Path,
+    resume: bool,
+    progress: bool,
+    require_idle: float | None,
+) -> pd.DataFrame:
     store = ResultStore(out_dir)
-    cells = list(cells)
     finished = store.finished_run_ids() if resume else set()
     todo = [c for c in cells if c.run_id not in finished]
     env_info = environment()
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_marker(out_dir)
+    for tmp in out_dir.glob(".*.tmp"):  # a write cut short by a run killed before this one
+        tmp.unlink(missing_ok=True)
     atomic_write_text(out_dir / "env.json", json.dumps(env_info, indent=2))
     # The machine's ceilings, so that every cell can record its roofline floor.
     calibrate_devices(out_dir, sorted({c.device for c in todo}))
@@ -260,11 +504,27 @@ def run_cells(
             bar.set_postfix_str(
                 f"{cfg.model}/{cfg.backend}/{cfg.profile}/{cfg.device}/seed{cfg.seed}"
             )
+            if require_idle is not None:
+                idle, cores = wait_until_idle(require_idle)
+                if not idle:
+                    raise MachineBusyError(
+                        f"the machine stayed busy for {require_idle:g} s before {cfg.run_id}: "
+                        f"other processes used {cores:.2f} cores (limit {BUSY_OTHER_CORES:g}); "
+                        f"{len(rows)} cells ran; run the same command with --resume to go on"
+                    )
             row = run_one(cfg, store, env_info)
             rows.append(row)
             bar.update(1)
             if row["status"] != "ok":
                 bar.write(f"{cfg.run_id}: {row['status']}: {row.get('error', '')}")
+            elif row.get("host_busy"):
+                bar.write(
+                    f"{cfg.run_id}: timed on a busy machine (other processes used "
+                    f"{row['host_other_cpu_pct']:.0f}% of the CPUs; load {row['host_load_avg_1m']})"
+                )
     finally:
-        bar.close()
+        try:
+            bar.close()
+        except OSError:  # a terminal closed under us (SIGHUP): keep the exception that stopped us
+            pass
     return pd.DataFrame(rows)

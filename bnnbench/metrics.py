@@ -17,6 +17,7 @@ __all__ = [
     "class_probabilities",
     "negative_log_likelihood",
     "predictive_mean",
+    "sample_labels",
     "vote_counts",
 ]
 
@@ -78,3 +79,12 @@ def chi_square_of_votes(counts: np.ndarray) -> np.ndarray:
     """
     counts = np.asarray(counts, np.float64)
     return np.asarray(chisquare(counts, axis=-1).statistic, np.float64)
+
+
+def sample_labels(proba: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One label per draw and point from p (binary, (S, n)) or class probabilities (S, n, K)."""
+    if proba.ndim == 2:
+        return (rng.random(proba.shape) < proba).astype(np.int64)
+    cumulative = np.cumsum(proba, axis=-1)
+    u = rng.random((*proba.shape[:-1], 1)) * cumulative[..., -1:]
+    return np.minimum((u > cumulative).sum(axis=-1), proba.shape[-1] - 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -11,30 +12,19 @@ import subprocess
 from pathlib import Path
 
 import bnnbench
+from bnnbench.registry import backends
 
 __all__ = ["BACKEND_DISTRIBUTIONS", "environment", "git_revision", "package_versions"]
 
-#: The library and its runtime per backend, as distribution names.
+#: The library and its runtime per backend, as distribution names (from the registry).
 BACKEND_DISTRIBUTIONS: dict[str, tuple[str, str]] = {
-    "pymc": ("pymc", "pytensor"),
-    "pyro": ("pyro-ppl", "torch"),
-    "numpyro": ("numpyro", "jax"),
-    "torch-ml": ("torch", "torch"),
+    b.name: (b.library, b.runtime) for b in backends()
 }
-_DISTRIBUTIONS = (
-    "numpy",
-    "scipy",
-    "pandas",
-    "scikit-learn",
-    "arviz",
-    "xarray",
-    "pymc",
-    "pytensor",
-    "pyro-ppl",
-    "torch",
-    "numpyro",
-    "jax",
-    "jaxlib",
+_DISTRIBUTIONS = tuple(
+    dict.fromkeys(
+        ["numpy", "scipy", "pandas", "scikit-learn", "arviz", "xarray", "jaxlib"]
+        + [d for b in backends() for d in b.packages.values()]
+    )
 )
 
 
@@ -49,24 +39,50 @@ def package_versions(names: tuple[str, ...] = _DISTRIBUTIONS) -> dict[str, str]:
     return versions
 
 
-@functools.cache
-def git_revision() -> str:
-    """``git describe`` of the source tree (``-dirty`` when modified), or ``"unknown"``."""
-    root = Path(bnnbench.__file__).resolve().parent.parent
+#: Folders of stored outputs, not source: a run that writes its results into a tracked
+#: ``results/`` does not make the source it ran "modified".
+OUTPUT_FOLDERS = ("results", "reports")
+_SOURCE_ONLY = [".", *(f":(exclude){folder}" for folder in OUTPUT_FOLDERS)]
+
+
+def _checkout() -> Path:
+    return Path(bnnbench.__file__).resolve().parent.parent
+
+
+def _git(root: Path, *args: str) -> bytes | None:
     if shutil.which("git") is None:
-        return "unknown"
+        return None
     try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, timeout=30, check=True
+        ).stdout
     except (subprocess.SubprocessError, OSError):
+        return None
+
+
+def git_revision(root: Path | None = None) -> str:
+    """``git describe`` of the source, ``-dirty`` when a tracked source file differs from it
+    (changes under :data:`OUTPUT_FOLDERS` do not count), or ``"unknown"``."""
+    return _git_revision(root or _checkout())
+
+
+@functools.cache
+def _git_revision(root: Path) -> str:
+    described = _git(root, "describe", "--always", "--abbrev=12")
+    if not described:
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", *_SOURCE_ONLY)
+    return described.decode().strip() + ("-dirty" if status else "")
+
+
+def git_diff_sha256(root: Path | None = None) -> str:
+    """sha256 of ``git diff HEAD`` of the source (outputs excluded) when it is dirty, else
+    ``""``: a result from a modified tree records exactly what differed from its revision."""
+    root = root or _checkout()
+    if not git_revision(root).endswith("-dirty"):
+        return ""
+    diff = _git(root, "diff", "HEAD", "--binary", "--", *_SOURCE_ONLY)
+    return "" if diff is None else hashlib.sha256(diff).hexdigest()
 
 
 @functools.cache
@@ -103,6 +119,7 @@ def environment() -> dict[str, object]:
     return {
         "bnnbench": bnnbench.__version__,
         "git_revision": git_revision(),
+        "git_diff_sha256": git_diff_sha256(),
         "host": platform.node(),
         "platform": platform.platform(),
         "python": platform.python_version(),

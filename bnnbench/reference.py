@@ -50,7 +50,8 @@ import numpy as np
 import xarray as xr
 
 from bnnbench import metrics
-from bnnbench.spec import SPEC_NAMES, ModelSpec, backend_module, get_spec
+from bnnbench.results import load_tree, write_tree
+from bnnbench.spec import ModelSpec, backend_module, get_spec, specs_with_nuts_reference
 
 __all__ = [
     "DIAGNOSTIC_KEYS",
@@ -140,11 +141,9 @@ class NUTSConfig:
 def _as_class_probabilities(mean_proba: np.ndarray) -> np.ndarray:
     """Mean predictive ``(n,)`` p(y = 1) -> ``(n, 2)``; ``(n, K)`` is returned as it is."""
     mean_proba = np.asarray(mean_proba, np.float64)
-    if mean_proba.ndim == 1:
-        return np.stack([1.0 - mean_proba, mean_proba], axis=-1)
-    if mean_proba.ndim == 2:
-        return mean_proba
-    raise ValueError(f"expected mean probabilities (n,) or (n, K), got shape {mean_proba.shape}")
+    if mean_proba.ndim not in (1, 2):
+        raise ValueError(f"expected mean probabilities (n,) or (n, K), got {mean_proba.shape}")
+    return metrics.class_probabilities(mean_proba[None])[0] if mean_proba.ndim == 1 else mean_proba
 
 
 def _pair(p_vi: np.ndarray, p_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,18 +258,12 @@ def default_reference_path(spec_name: str, root: Path = Path("results")) -> Path
 
 def write_reference(tree: xr.DataTree, path: Path) -> Path:
     """Write ``tree`` as compressed netCDF (written beside ``path`` and renamed into place)."""
-    from bnnbench.cell import _write_tree
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_tree(tree, path)
-    return path
+    return write_tree(tree, Path(path))
 
 
 def load_reference(path: Path) -> xr.DataTree:
     """Read a reference written by :func:`write_reference` fully into memory."""
-    with xr.open_datatree(Path(path), engine="netcdf4") as tree:
-        return tree.load()
+    return load_tree(Path(path))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -506,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bnnbench.reference", description="NUTS reference posterior of a spec"
     )
-    parser.add_argument("spec", choices=SPEC_NAMES)
+    parser.add_argument("spec", choices=specs_with_nuts_reference())
     parser.add_argument("--out", type=Path, default=None, help="default: results/reference/...")
     parser.add_argument("--chains", type=int, default=defaults.chains)
     parser.add_argument("--warmup", type=int, default=defaults.warmup)

@@ -23,11 +23,18 @@ import xarray as xr
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bnnbench.config import PROFILE_DESCRIPTIONS
-from bnnbench.results import atomic_write_text, load_runs, load_traces, open_artifacts
-from bnnbench.spec import get_spec
-from bnnbench.types import BACKENDS
+from bnnbench.registry import backends as registered_backends
+from bnnbench.results import (
+    Damage,
+    atomic_write_text,
+    find_reference,
+    load_all,
+    load_tree,
+    open_artifacts,
+)
+from bnnbench.spec import ModelSpec, get_spec
 
-__all__ = ["SUMMARY_METRICS", "render_report", "summary_table"]
+__all__ = ["SUMMARY_METRICS", "ReportDamageError", "render_report", "summary_table"]
 
 #: (column, label, format) of the summary table, in order.
 SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
@@ -39,11 +46,6 @@ SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
     ("mi_auroc", "error detection AUROC: mutual information", "{:.3f}"),
     ("refusal_rate", "refused (median p > 0.2 rule), test", "{:.3f}"),
     ("accepted_accuracy", "accuracy on accepted test points", "{:.3f}"),
-    ("ood_white_noise_refusal_rate", "refused, white noise", "{:.3f}"),
-    ("ood_fashion_mnist_refusal_rate", "refused, Fashion-MNIST", "{:.3f}"),
-    ("ood_white_noise_entropy_auroc", "OOD AUROC (entropy), white noise", "{:.3f}"),
-    ("ood_fashion_mnist_entropy_auroc", "OOD AUROC (entropy), Fashion-MNIST", "{:.3f}"),
-    ("ood_fashion_mnist_mi_auroc", "OOD AUROC (mutual information), Fashion-MNIST", "{:.3f}"),
     ("brier", "Brier score", "{:.4f}"),
     ("ece_15", "expected calibration error (15 bins)", "{:.4f}"),
     ("pareto_k", "PSIS Pareto-k of the fit", "{:.2f}"),
@@ -64,41 +66,97 @@ SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
     ("peak_rss_mb", "peak host memory (MB)", "{:.0f}"),
     ("peak_device_mb", "peak device memory (MB)", "{:.0f}"),
 )
-COLORS = {"pymc": "#1f77b4", "pyro": "#d62728", "numpyro": "#2ca02c", "torch-ml": "#7f7f7f"}
+#: Report colour of each backend, from the registry.
+COLORS = {b.name: b.color for b in registered_backends()}
 GROUP_KEYS = ["model", "profile", "device"]
-#: The Pyro tutorial's refusal rates (test digits, white noise, notMNIST letters), drawn as dashes.
-TUTORIAL_REFUSAL = {
-    "refusal_rate": 0.125,
-    "ood_white_noise_refusal_rate": 0.95,
-    "ood_fashion_mnist_refusal_rate": 0.80,
-}
+#: Summary rows whose figure is a time: shown as median [IQR] over seeds, since one seed timed
+#: on a busy machine would drag a mean; quality rows are mean ± sd.
+TIMING_SUFFIXES = ("_s", "_ms", "_ms_iqr", "_ratio", "_mb")
+
+
+class ReportDamageError(RuntimeError):
+    """Results the report would silently leave out: damaged or missing rows and artifacts."""
+
+    def __init__(self, damage: list[Damage]) -> None:
+        self.damage = damage
+        super().__init__("; ".join(str(d) for d in damage))
 
 
 def _backend_order(backends: Sequence[str]) -> list[str]:
-    known = [b for b in BACKENDS if b in set(backends)]
+    known = [b.name for b in registered_backends() if b.name in set(backends)]
     return known + sorted(set(backends) - set(known))
 
 
+def _spec(model: str) -> ModelSpec | None:
+    try:
+        return get_spec(model)
+    except ValueError:
+        return None
+
+
+def _ood_metrics(model: str) -> list[tuple[str, str, str]]:
+    """The summary rows of the spec's out-of-distribution sets, named as the spec names them."""
+    spec = _spec(model)
+    if spec is None:
+        return []
+    rows = []
+    for name in spec.ood_sets:
+        label = spec.ood_labels.get(name, name)
+        rows += [
+            (f"ood_{name}_refusal_rate", f"refused, {label}", "{:.3f}"),
+            (f"ood_{name}_entropy_auroc", f"OOD AUROC (entropy), {label}", "{:.3f}"),
+            (f"ood_{name}_mi_auroc", f"OOD AUROC (mutual information), {label}", "{:.3f}"),
+        ]
+    return rows
+
+
+def _format(values: pd.Series, column: str, fmt: str) -> str:
+    if values.empty:
+        return "–"
+    if len(values) == 1:
+        return fmt.format(values.iloc[0])
+    if column.endswith(TIMING_SUFFIXES):
+        q25, q50, q75 = np.percentile(values, [25, 50, 75])
+        return f"{fmt.format(q50)} [{fmt.format(q25)}–{fmt.format(q75)}]"
+    return f"{fmt.format(values.mean())} ± {fmt.format(values.std(ddof=1))}"
+
+
+def _column_label(backend: str, source: str, sources: int) -> str:
+    return backend if sources < 2 else f"{backend} · {source}"
+
+
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Metrics (rows) by backend (columns): ``mean ± sd`` over the ``ok`` seeds, with ``n``."""
+    """Metrics (rows) by backend (columns; one per backend and ``source`` when there are
+    several: the machine, or the folder in a comparison): quality as ``mean ± sd`` and timings
+    as ``median [IQR]`` over the distinct ``ok`` seeds, with the count of seeds. A timing taken
+    on a busy machine is marked ``*``."""
     ok = runs[runs["status"] == "ok"]
-    backends = _backend_order(runs["backend"].unique())
+    metrics = list(SUMMARY_METRICS)
+    insert = next(i for i, (c, _, _) in enumerate(metrics) if c == "brier")
+    metrics[insert:insert] = _ood_metrics(str(runs["model"].iloc[0])) if len(runs) else []
+    if "source" not in runs:
+        runs = runs.assign(source=runs["host"].fillna("") if "host" in runs else "")
+        ok = runs[runs["status"] == "ok"]
+    sources = runs["source"].nunique()
     table = {}
-    for backend in backends:
-        cells = ok[ok["backend"] == backend]
-        column = {}
-        for col, label, fmt in SUMMARY_METRICS:
-            if col not in cells:
-                continue
-            values = pd.to_numeric(cells[col], errors="coerce").dropna()
-            if values.empty:
-                column[label] = "–"
-            elif len(values) == 1:
-                column[label] = fmt.format(values.iloc[0])
-            else:
-                column[label] = f"{fmt.format(values.mean())} ± {fmt.format(values.std(ddof=1))}"
-        column["seeds ok / run"] = f"{len(cells)} / {int((runs['backend'] == backend).sum())}"
-        table[backend] = column
+    for backend in _backend_order(runs["backend"].unique()):
+        for source in list(dict.fromkeys(runs.loc[runs["backend"] == backend, "source"])):
+            cells = ok[(ok["backend"] == backend) & (ok["source"] == source)]
+            tried = runs[(runs["backend"] == backend) & (runs["source"] == source)]
+            busy = bool(
+                cells.get("host_busy", pd.Series(dtype=bool)).fillna(False).astype(bool).any()
+            )
+            column = {}
+            for col, label, fmt in metrics:
+                if col not in cells:
+                    continue
+                values = pd.to_numeric(cells[col], errors="coerce").dropna()
+                text = _format(values, col, fmt)
+                if busy and col.endswith(TIMING_SUFFIXES) and text != "–":
+                    text += " *"
+                column[label] = text
+            column["seeds ok / run"] = f"{cells['seed'].nunique()} / {tried['seed'].nunique()}"
+            table[_column_label(backend, source, sources)] = column
     frame = pd.DataFrame(table)
     return frame[(frame != "–").any(axis=1)]  # metrics no backend has (e.g. OOD for moons)
 
@@ -167,17 +225,7 @@ def _timing_figure(runs: pd.DataFrame) -> str | None:
 
 
 def _surface_figure(runs: pd.DataFrame) -> str | None:
-    ok = runs[runs["status"] == "ok"].sort_values("seed")
-    firsts = ok.groupby("backend", sort=False).head(1)
-    panels = []
-    for _, run in firsts.iterrows():
-        try:
-            tree = open_artifacts(Path(run["results_dir"]), run["run_id"])
-        except (OSError, FileNotFoundError):
-            continue
-        if "grid" not in tree.children:
-            continue
-        panels.append((run, tree))
+    panels = [(run, tree) for run, tree in _first_runs(runs) if "grid" in tree.children]
     if not panels:
         return None
     order = _backend_order([run["backend"] for run, _ in panels])
@@ -186,7 +234,7 @@ def _surface_figure(runs: pd.DataFrame) -> str | None:
         (f"{run['backend']} (seed {run['seed']})", tree["grid"].to_dataset(), tree)
         for run, tree in panels
     ]
-    nuts = _reference_grid(panels[0][0]["model"], maps[0][1])
+    nuts = _reference_grid(panels[0][0], maps[0][1])
     if nuts is not None:
         maps.insert(0, (f"NUTS reference ({nuts.attrs['draws']} draws)", nuts, panels[0][1]))
     sd_max = max(float(grid["p_sd"].max()) for _, grid, _ in maps) or 1.0  # one scale for all
@@ -224,15 +272,12 @@ def _surface_figure(runs: pd.DataFrame) -> str | None:
     return _svg(fig)
 
 
-def _reference_grid(model: str, like: xr.Dataset) -> xr.Dataset | None:
+def _reference_grid(run: pd.Series, like: xr.Dataset) -> xr.Dataset | None:
     """The stored NUTS reference's grid maps, laid out like a run's ``grid`` group."""
-    from bnnbench.cell import find_reference
-    from bnnbench.reference import load_reference
-
-    path = find_reference(model)
+    path = find_reference(run["model"], near=[Path(run["results_dir"])])
     if path is None:
         return None
-    reference = load_reference(path)
+    reference = load_tree(path)
     pred = reference["predictive"].to_dataset()
     if "grid_p_mean" not in pred:
         return None
@@ -249,14 +294,9 @@ def _reference_grid(model: str, like: xr.Dataset) -> xr.Dataset | None:
 
 def _chi_square_figure(runs: pd.DataFrame) -> str | None:
     """Per backend: the chi-square of the votes for correct vs misclassified test points."""
-    ok = runs[runs["status"] == "ok"].sort_values("seed")
     panels = []
-    for backend in _backend_order(ok["backend"].unique()):
-        run = ok[ok["backend"] == backend].iloc[0]
-        try:
-            test = open_artifacts(Path(run["results_dir"]), run["run_id"])["test"].to_dataset()
-        except (OSError, KeyError):
-            continue
+    for run, tree in _first_runs(runs):
+        test = tree["test"].to_dataset()
         if test.attrs.get("draws", 0) < 2:
             continue  # a point estimate has no vote spread
         panels.append((run, test))
@@ -292,13 +332,11 @@ def _chi_square_figure(runs: pd.DataFrame) -> str | None:
 
 def _scales_figure(runs: pd.DataFrame) -> str | None:
     """Learned scales of a hierarchical spec: posterior mean +- sd per backend (first seed)."""
-    ok = runs[runs["status"] == "ok"].sort_values("seed")
     rows = []
-    for backend in _backend_order(ok["backend"].unique()):
-        run = ok[ok["backend"] == backend].iloc[0]
+    for run in _first_ok(runs):
         path = Path(run["results_dir"]) / run["run_id"] / "scales_summary.csv"
         if path.exists():
-            rows.append(pd.read_csv(path, index_col=0).assign(backend=backend))
+            rows.append(pd.read_csv(path, index_col=0).assign(backend=run["backend"]))
     if not rows:
         return None
     table = pd.concat(rows)
@@ -327,15 +365,20 @@ def _scales_figure(runs: pd.DataFrame) -> str | None:
     return _svg(fig)
 
 
-def _first_runs(runs: pd.DataFrame) -> list[tuple[pd.Series, object]]:
-    """The first ``ok`` seed of each backend with its stored predictive summary."""
+def _first_ok(runs: pd.DataFrame) -> list[pd.Series]:
+    """The first ``ok`` seed of each backend, in the registry's order."""
     ok = runs[runs["status"] == "ok"].sort_values("seed")
+    return [ok[ok["backend"] == b].iloc[0] for b in _backend_order(ok["backend"].unique())]
+
+
+def _first_runs(runs: pd.DataFrame) -> list[tuple[pd.Series, xr.DataTree]]:
+    """The first ``ok`` seed of each backend with its stored predictive summary (a damaged one
+    is reported by the loader before any figure is drawn)."""
     out = []
-    for backend in _backend_order(ok["backend"].unique()):
-        run = ok[ok["backend"] == backend].iloc[0]
+    for run in _first_ok(runs):
         try:
             out.append((run, open_artifacts(Path(run["results_dir"]), run["run_id"])))
-        except (OSError, FileNotFoundError):
+        except (OSError, FileNotFoundError, ValueError):
             continue
     return out
 
@@ -383,9 +426,11 @@ def _calibration_figure(runs: pd.DataFrame) -> str | None:
 def _ood_figure(runs: pd.DataFrame) -> str | None:
     """Refusal rates (reject option) on the test set and each OOD set, mean over seeds."""
     ok = runs[runs["status"] == "ok"]
-    columns = [("refusal_rate", "MNIST test")] + [
-        (f"ood_{name}_refusal_rate", label)
-        for name, label in (("white_noise", "white noise"), ("fashion_mnist", "Fashion-MNIST"))
+    spec = _spec(str(runs["model"].iloc[0]))
+    if spec is None:
+        return None
+    columns = [("refusal_rate", spec.test_label)] + [
+        (f"ood_{name}_refusal_rate", spec.ood_labels.get(name, name)) for name in spec.ood_sets
     ]
     columns = [(c, label) for c, label in columns if c in ok and ok[c].notna().any()]
     if len(columns) < 2:
@@ -397,9 +442,10 @@ def _ood_figure(runs: pd.DataFrame) -> str | None:
         means = [pd.to_numeric(ok[ok["backend"] == backend][c]).mean() for c, _ in columns]
         x = np.arange(len(columns)) + (i - (len(backends) - 1) / 2) * width
         ax.bar(x, means, width, color=COLORS.get(backend), label=backend)
-    for x, (column, _) in enumerate(columns):  # the tutorial's figures (notMNIST for Fashion)
-        if column in TUTORIAL_REFUSAL:
-            ax.hlines(TUTORIAL_REFUSAL[column], x - 0.45, x + 0.45, color="k", ls="--", lw=1)
+    anchors = spec.tutorial_refusal
+    for x, (column, _) in enumerate(columns):  # the tutorials' figures, as the spec states them
+        if column in anchors:
+            ax.hlines(anchors[column], x - 0.45, x + 0.45, color="k", ls="--", lw=1)
     ax.set_xticks(range(len(columns)), [label for _, label in columns])
     ax.set_ylim(0, 1)
     ax.set_ylabel("fraction refused")
@@ -414,10 +460,8 @@ def _ood_figure(runs: pd.DataFrame) -> str | None:
 
 
 def _spec_reference(model: str) -> str:
-    try:
-        return get_spec(model).reference
-    except ValueError:
-        return ""
+    spec = _spec(model)
+    return "" if spec is None else spec.reference
 
 
 def _sections(runs: pd.DataFrame, traces: pd.DataFrame) -> list[dict]:
@@ -451,10 +495,28 @@ def _sections(runs: pd.DataFrame, traces: pd.DataFrame) -> list[dict]:
     return sections
 
 
-def render_report(dirs: Sequence[Path], out: Path, title: str = "bnnbench report") -> Path:
-    """Render the report of the results in ``dirs`` to ``out`` (self-contained HTML)."""
-    runs = load_runs(dirs)
-    traces = load_traces(dirs)
+def render_report(
+    dirs: Sequence[Path],
+    out: Path,
+    title: str = "bnnbench report",
+    *,
+    allow_partial: bool = False,
+    compare: bool = False,
+) -> tuple[Path, list[Damage]]:
+    """Render the report of the results in ``dirs`` to ``out`` (self-contained HTML).
+
+    Damaged or missing rows and artifacts are listed in the page; unless ``allow_partial``,
+    :class:`ReportDamageError` is raised instead of writing a page that leaves them out.
+    With ``compare``, each folder is its own column (``backend · folder``), e.g. a user's run
+    beside the committed reference; otherwise a cell found in several folders counts once.
+    Returns the page's path and the damage found.
+    """
+    loaded = load_all(dirs, per_folder=compare)
+    if loaded.damage and not allow_partial:
+        raise ReportDamageError(loaded.damage)
+    runs, traces = loaded.runs, loaded.traces
+    host = runs["host"].fillna("") if "host" in runs else pd.Series("", index=runs.index)
+    runs = runs.assign(source=runs["results_dir"] if compare else host)
     provenance_cols = [
         "host",
         "cpu",
@@ -479,10 +541,13 @@ def render_report(dirs: Sequence[Path], out: Path, title: str = "bnnbench report
         generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         sources=[html.escape(str(d)) for d in dirs],
         n_runs=len(runs),
+        superseded=loaded.superseded,
+        damage=[str(d) for d in loaded.damage],
+        busy=int(runs.get("host_busy", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()),
         status_counts=runs["status"].value_counts().to_dict(),
         sections=_sections(runs, traces),
         provenance_html=provenance,
     )
     out = Path(out)
     atomic_write_text(out, page)
-    return out
+    return out, loaded.damage

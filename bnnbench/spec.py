@@ -23,6 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from bnnbench.cost import WorkCost
+from bnnbench.registry import backend_info
 from bnnbench.types import BACKENDS
 
 __all__ = [
@@ -31,8 +32,10 @@ __all__ = [
     "ModelSpec",
     "ParamSpec",
     "TrainingDefaults",
+    "TutorialAnchor",
     "backend_module",
     "get_spec",
+    "specs_with_nuts_reference",
 ]
 
 #: Every specification bnnbench knows, by name (``models/<name>/``).
@@ -80,6 +83,42 @@ class ParamSpec:
     init_sd: float = 1.0
     positive: bool = False
     init_value: float = 0.1
+    dims: tuple[str, ...] | None = None
+
+    @property
+    def dim_names(self) -> tuple[str, ...]:
+        """Named dimensions of the tensor in stored draws (``dims``, else ``<name>_dim_<i>``);
+        tensors of one spec that share a dimension name share its length."""
+        if self.dims is not None:
+            if len(self.dims) != len(self.shape):
+                raise ValueError(f"{self.name}: dims {self.dims} do not match shape {self.shape}")
+            return self.dims
+        return tuple(f"{self.name}_dim_{i}" for i in range(len(self.shape)))
+
+
+@dataclass(frozen=True)
+class TutorialAnchor:
+    """What a tutorial behind a spec reported: shown beside the results, never used to score.
+
+    Attributes
+    ----------
+    source
+        The tutorial, in words.
+    accuracy
+        Its test accuracy (a fraction), or ``None``.
+    steps, wall_time_h, hardware
+        The budget it took (optimisation steps, hours, on what), where stated.
+    refusal
+        Record field -> the tutorial's figure for it (e.g. ``refusal_rate`` 0.125 in Pyro's
+        "I don't know" tutorial), drawn as dashes in the report.
+    """
+
+    source: str
+    accuracy: float | None = None
+    steps: int | None = None
+    wall_time_h: float | None = None
+    hardware: str = ""
+    refusal: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,6 +177,15 @@ class ModelSpec:
     ood_sets
         Out-of-distribution input sets (:mod:`bnnbench.datasets.ood`) each run also predicts,
         to measure how often the reject option refuses them.
+    ood_labels
+        How the report names each OOD set, and ``test_label`` the in-distribution test set.
+    tutorials
+        What the tutorials behind the spec reported (:class:`TutorialAnchor`).
+    n_train
+        Training points of ``load_data()`` (checked by the harness before a run, without
+        loading the data).
+    nuts_reference
+        Whether full-data NUTS is affordable for this spec (``bnnbench reference`` offers it).
     """
 
     name: str
@@ -157,6 +205,21 @@ class ModelSpec:
     step_cost: Callable[[int], WorkCost] | None = None
     draw_cost: Callable[[int], WorkCost] | None = None
     ood_sets: tuple[str, ...] = ()
+    ood_labels: Mapping[str, str] = field(default_factory=dict)
+    test_label: str = "test"
+    tutorials: tuple[TutorialAnchor, ...] = ()
+    n_train: int | None = None
+    nuts_reference: bool = False
+
+    @property
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        """Each tensor's named dimensions in stored draws."""
+        return {p.name: p.dim_names for p in self.params}
+
+    @property
+    def tutorial_refusal(self) -> dict[str, float]:
+        """Every tutorial's refusal figures, by record field."""
+        return {k: v for t in self.tutorials for k, v in t.refusal.items()}
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -236,9 +299,12 @@ def get_spec(name: str) -> ModelSpec:
     return importlib.import_module(f"bnnbench.models.{name}.spec").SPEC
 
 
+def specs_with_nuts_reference() -> tuple[str, ...]:
+    """The specs small enough for a full-data NUTS reference posterior."""
+    return tuple(name for name in SPEC_NAMES if get_spec(name).nuts_reference)
+
+
 def backend_module(spec_name: str, backend: str) -> ModuleType:
     """The file ``models/<spec>/<backend>.py`` (``torch_ml.py`` for ``torch-ml``)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    module = backend.replace("-", "_")
+    module = backend_info(backend).model_file
     return importlib.import_module(f"bnnbench.models.{get_spec(spec_name).name}.{module}")

@@ -1,6 +1,12 @@
-"""Closed sets of choices shared by the CLI, the harness and the results."""
+"""Closed sets of choices shared by the CLI, the harness and the results.
+
+Backends are an open set: they come from :mod:`bnnbench.registry` (one module each), so
+``BackendName`` is any registered name and ``BACKENDS`` lists them in the registry's order.
+"""
 
 from typing import Literal, get_args
+
+from bnnbench.registry import backend_names
 
 __all__ = [
     "BACKENDS",
@@ -14,15 +20,17 @@ __all__ = [
     "Status",
 ]
 
-BackendName = Literal["pymc", "pyro", "numpyro", "torch-ml"]
+#: A name in :func:`bnnbench.registry.backend_names` (checked at run time, not by the type).
+BackendName = str
 ProfileName = Literal["matched", "tuned", "native"]
 Device = Literal["cpu", "gpu"]
-Status = Literal["ok", "failed", "unavailable", "unsupported"]
+#: ``diverged``: the loss exploded (non-finite, or finite but far beyond where it started).
+Status = Literal["ok", "failed", "diverged", "unavailable", "unsupported"]
 
-BACKENDS: tuple[str, ...] = get_args(BackendName)
-#: The probabilistic-programming backends; ``torch-ml`` is the deterministic (maximum likelihood)
-#: baseline: same networks, no posterior, nothing to ``verify``.
-BAYESIAN_BACKENDS: tuple[str, ...] = ("pymc", "pyro", "numpyro")
+BACKENDS: tuple[str, ...] = backend_names()
+#: The probabilistic-programming backends; a non-Bayesian one (``torch-ml``) is a baseline:
+#: same networks, no posterior, nothing to ``verify``.
+BAYESIAN_BACKENDS: tuple[str, ...] = backend_names(bayesian_only=True)
 PROFILES: tuple[str, ...] = get_args(ProfileName)
 DEVICES: tuple[str, ...] = get_args(Device)
 STATUSES: tuple[str, ...] = get_args(Status)

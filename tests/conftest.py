@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 
-os.environ["PYTENSOR_FLAGS"] = ",".join(
-    [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f and "floatX" not in f]
-    + ["floatX=float64"]
-)
+from bnnbench.config import with_float_x
+
+os.environ["PYTENSOR_FLAGS"] = with_float_x(os.environ.get("PYTENSOR_FLAGS", ""), "float64")
 
 from pathlib import Path
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Run a bnnbench suite on the GPU machine and pack its results for the trip back.
 #
-# On the device machine (see shared/device/README.md), from the repository root, with ".whl" and
-# ".data" carried (prepare them here with `bash benchmarks/gpu/prepare.sh`):
+# On the GPU machine, from the repository root, with the git-ignored ".whl" and ".data" carried
+# there beside the working tree (prepare them here with `bash benchmarks/gpu/prepare.sh`):
 #     bash benchmarks/gpu/device_run.sh SUITE [extra `bnnbench run` arguments...]
 # e.g. `bash benchmarks/gpu/device_run.sh full --device gpu --seeds 0 --resume`.
 # It installs the carried wheels into .site, points bnnbench at the carried data, prints the
 # machine and library versions, runs the suite into .results/<suite>-gpu (resumable: a second call
-# with --resume continues after a 10-minute command limit), and writes $OUT/results.tar.gz
+# with --resume continues after a command time limit; exit 1 when a cell failed or nothing could
+# run, e.g. no usable GPU), and writes $OUT/results.tar.gz
 # (runs.csv, traces.csv, calibration, per-run summaries; not the large MNIST inference_data.nc).
 # Back here: `bash benchmarks/gpu/unpack.sh <files_at>/results.tar.gz results/<suite>_gpu`.
 set -uo pipefail
@@ -34,6 +35,6 @@ out_dir=.results/${suite}-gpu
 "$python" -m bnnbench.cli run --suite "$suite" --out "$out_dir" --no-progress "$@"
 status=$?
 mkdir -p "${OUT:-.}"
-tar -czf "${OUT:-.}/results.tar.gz" --exclude='mnist_*/inference_data.nc' -C "$out_dir" .
+tar -czf "${OUT:-.}/results.tar.gz" --exclude='mnist_*/inference_data.nc' --exclude=.bnnbench.lock -C "$out_dir" .
 ls -la "${OUT:-.}"
 exit $status

@@ -24,6 +24,19 @@ from bnnbench.spec import Dataset, ModelSpec, backend_module
 
 __all__ = ["NumPyroSession", "device_problem", "library_versions", "log_joint_terms"]
 
+#: This backend's entry in :mod:`bnnbench.registry` (read from the source, never imported there).
+BACKEND = dict(
+    name="numpyro",
+    order=2,
+    bayesian=True,
+    packages={"numpyro": "numpyro", "jax": "jax"},
+    library="numpyro",
+    runtime="jax",
+    extra="numpyro",
+    color="#2ca02c",
+    model_file="numpyro",
+)
+
 
 def library_versions() -> dict[str, str]:
     return {"numpyro": numpyro.__version__, "jax": jax.__version__}

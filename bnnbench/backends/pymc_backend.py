@@ -23,10 +23,23 @@ from pymc.model.transform.conditioning import remove_value_transforms
 from pymc.pytensorf import resolve_backend_compile_kwargs
 
 from bnnbench.config import CellConfig
-from bnnbench.predictive import sample_labels
+from bnnbench.metrics import sample_labels
 from bnnbench.spec import Dataset, ModelSpec, backend_module
 
 __all__ = ["PyMCSession", "device_problem", "library_versions", "log_joint_terms"]
+
+#: This backend's entry in :mod:`bnnbench.registry` (read from the source, never imported there).
+BACKEND = dict(
+    name="pymc",
+    order=0,
+    bayesian=True,
+    packages={"pymc": "pymc", "pytensor": "pytensor"},
+    library="pymc",
+    runtime="pytensor",
+    extra="pymc",
+    color="#1f77b4",
+    model_file="pymc",
+)
 
 #: pytensor backend per device, as ``pm.fit(backend=...)`` names them.
 COMPILE_BACKEND = {"cpu": "c", "gpu": "jax"}

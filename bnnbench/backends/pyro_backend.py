@@ -26,6 +26,19 @@ from bnnbench.spec import Dataset, ModelSpec, backend_module
 
 __all__ = ["PyroSession", "device_problem", "library_versions", "log_joint_terms"]
 
+#: This backend's entry in :mod:`bnnbench.registry` (read from the source, never imported there).
+BACKEND = dict(
+    name="pyro",
+    order=1,
+    bayesian=True,
+    packages={"pyro": "pyro-ppl", "torch": "torch"},
+    library="pyro-ppl",
+    runtime="torch",
+    extra="pyro",
+    color="#d62728",
+    model_file="pyro",
+)
+
 
 def library_versions() -> dict[str, str]:
     return {"pyro-ppl": pyro.__version__, "torch": torch.__version__}
@@ -120,7 +133,10 @@ class PyroSession:
             self.elbo.loss_and_grads(
                 self.model, self.guide, self.X, self.y, batch_size=self.cfg.batch_size
             )
-            for param in pyro.get_param_store().values():
+            # Clear the gradients of the optimised (unconstrained) tensors: ``values()`` gives
+            # the constrained ones, and softplus(raw) is a new tensor whose ``.grad`` is not
+            # the raw scale's, so the warm-up gradients would add to the first step's.
+            for _, param in pyro.get_param_store().named_parameters():
                 param.grad = None
         self.synchronize()
 

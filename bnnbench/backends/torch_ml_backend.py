@@ -21,6 +21,19 @@ from bnnbench.spec import Dataset, ModelSpec, backend_module
 
 __all__ = ["TorchMLSession", "device_problem", "library_versions"]
 
+#: This backend's entry in :mod:`bnnbench.registry` (read from the source, never imported there).
+BACKEND = dict(
+    name="torch-ml",
+    order=3,
+    bayesian=False,
+    packages={"torch": "torch"},
+    library="torch",
+    runtime="torch",
+    extra="torch-ml",
+    color="#7f7f7f",
+    model_file="torch_ml",
+)
+
 
 def library_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "torch-runtime": torch.__version__}

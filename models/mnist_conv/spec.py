@@ -58,10 +58,9 @@ from bnnbench.cost import (
     softmax_cost,
     training_step,
 )
-from bnnbench.datasets.ood import OOD_SETS
-from bnnbench.models.mnist_2x800.spec import N_CLASSES, mnist_defaults
+from bnnbench.models.mnist_2x800.spec import MNIST_FACTS, N_CLASSES, REFUSAL_ANCHOR, mnist_defaults
 from bnnbench.models.mnist_2x800.spec import SPEC as DENSE
-from bnnbench.spec import ModelSpec, ParamSpec
+from bnnbench.spec import ModelSpec, ParamSpec, TutorialAnchor
 
 __all__ = [
     "IMAGE",
@@ -90,6 +89,18 @@ SHAPES: dict[str, tuple[int, ...]] = {
     "dense_b": (N_DENSE,),
     "out_w": (N_DENSE, N_CLASSES),
     "out_b": (N_CLASSES,),
+}
+
+#: Named dimensions of each tensor (kernels are (out channel, in channel, kernel y, kernel x)).
+DIMS: dict[str, tuple[str, ...]] = {
+    "conv1_w": ("channel_1", "channel_in", "kernel_y", "kernel_x"),
+    "conv1_b": ("channel_1",),
+    "conv2_w": ("channel_2", "channel_1", "kernel_y", "kernel_x"),
+    "conv2_b": ("channel_2",),
+    "dense_w": ("flat", "unit_dense"),
+    "dense_b": ("unit_dense",),
+    "out_w": ("unit_dense", "class"),
+    "out_b": ("class",),
 }
 
 
@@ -191,7 +202,7 @@ SPEC = ModelSpec(
     name="mnist_conv",
     description="MNIST conv net: 2 x (conv 32 5x5 tanh, maxpool 2x2), dense 256 tanh, dense 10",
     params=tuple(
-        ParamSpec(name, shape, "Normal(0, 0.1)", _normal_prior, init_sd=PRIOR_SD)
+        ParamSpec(name, shape, "Normal(0, 0.1)", _normal_prior, init_sd=PRIOR_SD, dims=DIMS[name])
         for name, shape in SHAPES.items()
     ),
     likelihood_site="y",
@@ -202,8 +213,16 @@ SPEC = ModelSpec(
     n_classes=N_CLASSES,
     predict_chunk=1_000,
     verify_points=200,
-    ood_sets=OOD_SETS,
     reference="PyMC3/Lasagne tutorial (Bayesian conv net): 98.0% test accuracy, 12.7 hours",
+    tutorials=(
+        TutorialAnchor(
+            "PyMC3/Lasagne 'Bayesian deep learning' convolutional net",
+            accuracy=0.980,
+            wall_time_h=12.67,
+        ),
+        REFUSAL_ANCHOR,
+    ),
+    **MNIST_FACTS,
     step_cost=step_cost,
     draw_cost=draw_cost,
 )

@@ -10,12 +10,6 @@ from bnnbench import cell
 from bnnbench.config import CellConfig
 
 
-def test_chunk_sizes_cover_every_step():
-    assert cell.chunk_sizes(250, 100) == [100, 100, 50]
-    assert cell.chunk_sizes(200, 100) == [100, 100]
-    assert cell.chunk_sizes(30, 100) == [30]
-
-
 def _fake_backend(losses):
     class Session:
         execution_path, dtype = "fake", "float32"
@@ -48,13 +42,45 @@ def _run_main(tmp_path, monkeypatch, losses, device="cpu"):
     return json.loads((tmp_path / "result.json").read_text())
 
 
-def test_nan_elbo_fails_the_cell(tmp_path, monkeypatch):
+def test_nan_elbo_is_a_divergence(tmp_path, monkeypatch):
     result = _run_main(tmp_path, monkeypatch, np.nan)
-    assert result["status"] == "failed"
-    assert "NonFiniteELBOError" in result["error"] and "step 1" in result["error"]
+    assert result["status"] == "diverged"
+    assert "DivergedError" in result["error"] and "step 1" in result["error"]
 
 
-def test_failed_cell_keeps_the_trace_it_reached(tmp_path, monkeypatch):
+def test_a_finite_blow_up_is_a_divergence_too(tmp_path, monkeypatch):
+    import bnnbench.backends
+
+    class Exploding:
+        """Starts at -ELBO 5 per datum, then jumps to 1e29 per datum (lr 1e30 on torch-ml)."""
+
+        execution_path, dtype = "fake", "float32"
+
+        def __init__(self, spec, data, cfg):
+            self.calls, self.n = 0, data.n_train
+
+        def compile(self, sizes):
+            pass
+
+        def run_steps(self, n):
+            self.calls += 1
+            return np.full(n, (5.0 if self.calls == 1 else 1e29) * self.n)
+
+    fake = _fake_backend(1.0)
+    fake.TrainingSession = Exploding
+    monkeypatch.setattr(bnnbench.backends, "get_backend", lambda name: fake)
+    cfg = CellConfig.from_defaults(
+        "moons_2x5", "torch-ml", "matched", "cpu", 0, steps=30, trace_every=10
+    )
+    (tmp_path / "config.json").write_text(cfg.to_json())
+    cell.main([str(tmp_path)])
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "diverged"
+    assert "exploded" in result["error"] and "step 20" in result["error"]
+    assert result["trace"]["step"] == [10, 20]
+
+
+def test_diverged_cell_keeps_the_trace_it_reached(tmp_path, monkeypatch):
     import bnnbench.backends
 
     class Diverging:
@@ -79,7 +105,7 @@ def test_failed_cell_keeps_the_trace_it_reached(tmp_path, monkeypatch):
     (tmp_path / "config.json").write_text(cfg.to_json())
     cell.main([str(tmp_path)])
     result = json.loads((tmp_path / "result.json").read_text())
-    assert result["status"] == "failed" and "step 21" in result["error"]
+    assert result["status"] == "diverged" and "step 21" in result["error"]
     assert result["trace"]["step"] == [10, 20]
     assert result["trace"]["neg_elbo_per_datum"] == [5.0 / 500, 5.0 / 500]
 

@@ -57,3 +57,23 @@ def test_calibrate_and_reference_commands_parse():
     assert args.model == "moons_2x5" and args.chains == 2 and args.warmup == 1000
     with pytest.raises(SystemExit):
         _parser().parse_args(["reference", "mnist_2x800"])
+
+
+def test_run_options_of_issue_11_parse():
+    from bnnbench.cli import _parser
+
+    args = _parser().parse_args(["run", "--suite", "mine.toml", "--require-idle", "--out", "o"])
+    assert args.suite == "mine.toml" and args.require_idle == 60.0
+    args = _parser().parse_args(["run", "--suite", "smoke", "--require-idle", "5", "--out", "o"])
+    assert args.require_idle == 5.0
+    assert _parser().parse_args(["run", "--suite", "smoke", "--out", "o"]).require_idle is None
+    args = _parser().parse_args(["report", "r", "--out", "r.html", "--allow-partial"])
+    assert args.allow_partial
+
+
+def test_parser_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--models", "moons_9x9", "--out", "x"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("bnnbench run: error: argument --models: invalid choice")

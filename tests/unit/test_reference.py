@@ -202,7 +202,7 @@ def test_module_entry_point(tmp_path):
     args = ["moons_2x5", "--out", str(out), "--chains", "1", "--warmup", "20", "--samples", "20"]
     args += ["--max-tree-depth", "4", "--predictive-draws", "10"]
     proc = subprocess.run(
-        [sys.executable, "-m", "bnnbench.reference", *args, "--no-progress"],
+        [sys.executable, "-P", "-m", "bnnbench.reference", *args, "--no-progress"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,7 +1,13 @@
+import shutil
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from bnnbench.results import ResultStore, atomic_write_text
+from bnnbench.record import SCHEMA_VERSION, RunRecord
+from bnnbench.results import ResultStore, SchemaVersionError, atomic_write_text, load, load_all
+
+COMMITTED = Path(__file__).resolve().parents[2] / "results"
 
 
 def _row(run_id, status="ok", **extra):
@@ -26,8 +32,9 @@ def test_record_appends_and_replaces(tmp_path):
         }
     )
     store.record(_row("a", "failed"), trace)
-    store.record(_row("b", "unsupported"))
-    assert store.finished_run_ids() == {"b"}  # failed cells are run again by --resume
+    store.record(_row("b", "unavailable"))
+    # failed (and unsupported: the machine may have changed) cells are run again by --resume
+    assert store.finished_run_ids() == {"b"}
     store.record(_row("a", "ok", accuracy=0.9), trace.assign(neg_elbo_per_datum=[2.0, 0.4]))
     runs = store.runs()
     assert list(runs["run_id"]) == ["b", "a"]
@@ -50,3 +57,89 @@ def test_atomic_write_keeps_old_file_when_interrupted(tmp_path):
         atomic_write_text(path, 123)  # type: ignore[arg-type]  # fails mid-write
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]  # no temporary left behind
+
+
+def _cell(run_id, seed=0, started="2026-01-01T00:00:00", status="ok", **extra):
+    return _row(
+        run_id,
+        status,
+        profile="matched",
+        device="cpu",
+        seed=seed,
+        steps=100,
+        batch_size=50,
+        learning_rate=0.01,
+        init_scale=0.1,
+        trace_every=10,
+        predict_draws=30,
+        host="h",
+        started_at=started,
+        **extra,
+    )
+
+
+def test_a_cell_recorded_twice_counts_once_and_the_latest_finished_wins(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    ResultStore(a).record(_cell("x-1", started="2026-01-01T00:00:00", accuracy=0.8))
+    ResultStore(a).record(_cell("x-2", started="2026-01-02T00:00:00", status="failed"))
+    ResultStore(b).record(_cell("x-3", started="2026-01-03T00:00:00", accuracy=0.9))
+    ResultStore(b).record(_cell("y", seed=1, accuracy=0.7))
+    loaded = load_all([a, b], check_artifacts=False)
+    assert sorted(loaded.runs["run_id"]) == ["x-3", "y"]
+    assert loaded.superseded == 2
+    assert load([a])["run_id"].tolist() == ["x-1"]  # a later failure never replaces a result
+    # set side by side on purpose (report --compare): one record per cell and folder
+    beside = load_all([a, b], check_artifacts=False, per_folder=True).runs
+    assert sorted(beside["run_id"]) == ["x-1", "x-3", "y"]
+
+
+def test_every_committed_results_folder_loads_at_the_current_schema():
+    folders = [p.parent for p in COMMITTED.glob("*/runs.csv")]
+    assert folders
+    runs = load(folders)
+    assert (runs["schema_version"] == SCHEMA_VERSION).all()
+    assert runs["cell_key"].str.len().eq(12).all()
+    for row in runs.head(5).to_dict(orient="records"):
+        assert RunRecord.from_row(row).run_id == row["run_id"]
+
+
+def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path):
+    ResultStore(tmp_path).record(_cell("x"))
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    runs["schema_version"] = SCHEMA_VERSION + 1
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    with pytest.raises(SchemaVersionError, match="upgrade bnnbench"):
+        load(tmp_path)
+
+
+def test_damage_is_reported_not_hidden(tmp_path):
+    source = next(p.parent for p in COMMITTED.glob("default/runs.csv"))
+    copy = tmp_path / "default"
+    shutil.copytree(source, copy)
+    runs = pd.read_csv(copy / "runs.csv")
+    ok = runs[runs["status"] == "ok"]["run_id"].tolist()
+    shutil.rmtree(copy / ok[0])  # a deleted run folder
+    summary = copy / ok[1] / "predictive_summary.nc"
+    summary.write_bytes(summary.read_bytes()[:200])  # a truncated netCDF
+    text = (copy / "runs.csv").read_text().rstrip("\n")
+    (copy / "runs.csv").write_text(text[: text.rindex(",") - 3] + "\n")  # last row cut
+    problems = [str(d) for d in load_all([copy]).damage]
+    assert any(ok[0] in p and "folder is missing" in p for p in problems)
+    assert any(ok[1] in p and "unreadable" in p for p in problems)
+    assert any("cut short" in p for p in problems)
+
+
+def test_a_record_round_trips_through_a_flat_row():
+    record = RunRecord(
+        run_id="r", model="moons_2x5", backend="pyro", status="ok", seed=3, host_busy=True
+    )
+    record.ood["white_noise"] = record.ood.get("white_noise") or __import__(
+        "bnnbench.record", fromlist=["OODScores"]
+    ).OODScores(status="ok", refusal_rate=0.5)
+    row = record.to_row()
+    assert row["ood_white_noise_refusal_rate"] == 0.5
+    back = RunRecord.from_row(row)
+    assert back.ood["white_noise"].refusal_rate == 0.5 and back.seed == 3 and back.host_busy
+    assert all(doc for _, doc in RunRecord.describe())
+    with pytest.raises(ValueError, match="status"):
+        RunRecord(status="done")

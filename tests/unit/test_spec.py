@@ -1,3 +1,6 @@
+import importlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -65,8 +68,31 @@ def test_unknown_names_list_the_valid_ones():
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
-def test_every_spec_declares_every_backend(name):
+def test_every_spec_implements_every_bayesian_backend_and_declares_the_rest(name):
+    """Every Bayesian backend of the registry has a model file; the baseline may be left out
+    (mnist_2x800_hier's maximum likelihood is mnist_2x800's) but then has no file either."""
+    from bnnbench.registry import backend_names, backends
+
     spec = get_spec(name)
-    assert set(spec.implementations) == {"pymc", "pyro", "numpyro", "torch-ml"}
-    for backend in spec.implementations:
-        assert backend_module(name, backend) is not None
+    assert set(backend_names(bayesian_only=True)) <= set(spec.implementations)
+    for info in backends():
+        folder = Path(spec_file(name)).parent
+        has_file = (folder / f"{info.model_file}.py").exists()
+        assert has_file == (info.name in spec.implementations), (name, info.name)
+        if has_file:
+            assert backend_module(name, info.name) is not None
+
+
+def test_backend_choices_come_from_the_registry():
+    from bnnbench.registry import backend_info, backend_names
+    from bnnbench.types import BACKENDS, BAYESIAN_BACKENDS
+
+    assert BACKENDS == backend_names() == ("pymc", "pyro", "numpyro", "torch-ml")
+    assert BAYESIAN_BACKENDS == ("pymc", "pyro", "numpyro")
+    assert backend_info("torch-ml").model_file == "torch_ml"
+    with pytest.raises(ValueError, match="valid: pymc, pyro, numpyro, torch-ml"):
+        backend_info("stan")
+
+
+def spec_file(name: str) -> str:
+    return importlib.import_module(f"bnnbench.models.{name}.spec").__file__

@@ -1,6 +1,7 @@
 import numpy as np
 
-from bnnbench.predictive import posterior_predictive, summary_dataset
+from bnnbench.evaluate import summary_dataset
+from bnnbench.measure import chunk_sizes, posterior_predictive
 
 
 class _Session:
@@ -38,7 +39,7 @@ def test_summary_of_a_binary_predictive():
 
 
 def test_sample_labels_follow_the_probabilities():
-    from bnnbench.predictive import sample_labels
+    from bnnbench.metrics import sample_labels
 
     rng = np.random.default_rng(0)
     proba = np.broadcast_to([0.1, 0.6, 0.3], (4000, 2, 3))
@@ -51,3 +52,9 @@ def test_sample_labels_follow_the_probabilities():
     assert set(np.unique(binary)) == {0, 1} and abs(binary.mean() - 0.25) < 0.02
     certain = sample_labels(np.array([[[0.0, 1.0, 0.0]]]), rng)
     assert certain.tolist() == [[1]]
+
+
+def test_chunk_sizes_cover_every_step():
+    assert chunk_sizes(250, 100) == [100, 100, 50]
+    assert chunk_sizes(200, 100) == [100, 100]
+    assert chunk_sizes(30, 100) == [30]
