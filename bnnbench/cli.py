@@ -1,11 +1,12 @@
-"""The ``bnnbench`` command: ``run``, ``verify``, ``report``, ``calibrate``, ``reference``,
-``data`` and ``list``.
+"""The ``bnnbench`` command: ``run``, ``verify``, ``report``, ``recommend``, ``calibrate``,
+``reference``, ``data`` and ``list``.
 
 Exit codes: 0 success; 1 a cell failed or nothing could run (``run``), the machine stayed busy
 (``run --require-idle``), the backends disagree (``verify``), results are damaged (``report``
 without ``--allow-partial``) or a file could not be written (disk full); 2 bad input (unknown
 model/backend/profile/device/suite, a plan that cannot run, a results folder that would be
-clobbered or is in use); 128 + N when signal N stopped ``run`` (130 Ctrl-C, 129 SIGHUP, 143
+clobbered or is in use); 3 ``recommend`` found no evidence for the question (it says what would
+provide it); 128 + N when signal N stopped ``run`` (130 Ctrl-C, 129 SIGHUP, 143
 SIGTERM). Every error is one line on stderr, never a traceback.
 """
 
@@ -39,6 +40,42 @@ def _positive_seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], e.g. 0.95, got {text!r}")
+    return value
+
+
+def _positive_mb(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of MiB > 0, got {text!r}")
+    return value
+
+
+#: ``bnnbench recommend``'s choices (the same as bnnbench.recommend.PRIORITIES and
+#: OUTPUT_FORMATS, spelt here so that the parser does not import pandas).
+RECOMMEND_PRIORITIES = ("quality", "speed", "uncertainty", "memory")
+RECOMMEND_FORMATS = ("text", "markdown", "json")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -155,6 +192,74 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show each folder as its own column (e.g. your machine beside the committed "
         "reference) instead of counting the same cell in two folders once",
+    )
+
+    recommend = sub.add_parser(
+        "recommend",
+        help="which backend to use for a spec, device and run length, from stored results only",
+        description="Rank the Bayesian backends for a spec and device from stored results: "
+        "end-to-end time for the run length, quality, uncertainty, memory, ties within the "
+        "noise, crossovers and the evidence that is missing. Exit 0 with an answer, 2 for bad "
+        "input, 3 when no stored result answers the question.",
+    )
+    recommend.add_argument(
+        "dirs",
+        nargs="*",
+        type=Path,
+        metavar="RESULTS_DIR",
+        help="results folders (default: every folder under the checkout's results/ that holds "
+        "a runs.csv)",
+    )
+    recommend.add_argument(
+        "--model",
+        required=True,
+        choices=SPEC_NAMES,
+        metavar="SPEC",
+        help=f"spec (choose from {', '.join(SPEC_NAMES)})",
+    )
+    recommend.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        metavar="DEVICE",
+        help=f"device (choose from {', '.join(DEVICES)}; default cpu)",
+    )
+    recommend.add_argument(
+        "--profile",
+        choices=PROFILES,
+        metavar="PROFILE",
+        help=f"settings profile (choose from {', '.join(PROFILES)}; default matched when measured)",
+    )
+    length = recommend.add_mutually_exclusive_group()
+    length.add_argument(
+        "--steps", type=_positive_int, help="run length in steps (default: the measured one)"
+    )
+    length.add_argument(
+        "--budget-s",
+        type=_positive_seconds,
+        metavar="S",
+        help="run length as an end-to-end time budget in seconds",
+    )
+    recommend.add_argument(
+        "--target-accuracy",
+        type=_fraction,
+        metavar="A",
+        help="test accuracy to reach (a fraction); backends that do not are excluded",
+    )
+    recommend.add_argument(
+        "--max-memory-mb",
+        type=_positive_mb,
+        metavar="M",
+        help="exclude backends whose peak memory (host RSS on cpu, device on gpu) exceeds M MiB",
+    )
+    recommend.add_argument(
+        "--priority",
+        choices=RECOMMEND_PRIORITIES,
+        default="quality",
+        help="what is ranked first (default quality: accuracy, then time)",
+    )
+    recommend.add_argument(
+        "--format", choices=RECOMMEND_FORMATS, default="text", help="output (default text)"
     )
 
     data = sub.add_parser("data", help="obtain the data sets the specs need")
@@ -427,6 +532,72 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_results_dirs() -> list[Path]:
+    """Every folder of the checkout's ``results/`` that holds a ``runs.csv``: the checkout is
+    the first folder above this package that holds a ``pyproject.toml`` and such results (an
+    editable install, or a virtual environment inside the checkout), else the current folder."""
+    here = Path(__file__).resolve()
+    roots = [p for p in here.parents if (p / "pyproject.toml").is_file()] + [Path.cwd()]
+    for root in roots:
+        results = root / "results"
+        found = (
+            sorted(p for p in results.iterdir() if (p / "runs.csv").is_file())
+            if results.is_dir()
+            else []
+        )
+        if found:
+            return found
+    return []
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from bnnbench.recommend import Request, recommend, render
+    from bnnbench.results import load_all, n_test_per_spec
+
+    for d in args.dirs:
+        if not (d / "runs.csv").is_file():
+            _bad_input("recommend", f"{d} holds no runs.csv (not a bnnbench results folder)")
+    dirs = list(args.dirs) or _default_results_dirs()
+    if not dirs:
+        _say(
+            "bnnbench recommend: no evidence: no results folder found (the checkout's results/ "
+            "holds no runs.csv); give RESULTS_DIR, or produce one: bnnbench run --suite default "
+            "--out results/default"
+        )
+        return 3
+    try:
+        loaded = load_all(dirs, check_artifacts=False)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        message = " ".join(str(err).split())
+        _bad_input(
+            "recommend", f"cannot read the results in {', '.join(map(str, dirs))}: {message}"
+        )
+    for damage in loaded.damage:
+        _say(f"warning: left out: {damage}")
+    request = Request(
+        model=args.model,
+        device=args.device,
+        profile=args.profile,
+        steps=args.steps,
+        budget_s=args.budget_s,
+        target_accuracy=args.target_accuracy,
+        max_memory_mb=args.max_memory_mb,
+        priority=args.priority,
+    )
+    problems = request.problems()
+    if problems:
+        _bad_input("recommend", "; ".join(problems))
+    answer = recommend(loaded.runs, loaded.traces, request, n_test=n_test_per_spec(loaded.runs))
+    print(render(answer, args.format), end="")
+    if answer.status != "answer":
+        command = next((m.command for m in answer.missing if m.command), None)
+        hint = f"; to measure it: {command}" if command else ""
+        _say(f"bnnbench recommend: no evidence: {answer.reasons[0]}{hint}")
+    return answer.exit_code
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from bnnbench.datasets import DataUnavailableError, fetch
 
@@ -499,6 +670,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_verify(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "recommend":
+            return _cmd_recommend(args)
         if args.command == "data":
             return _cmd_data(args)
         if args.command == "calibrate":

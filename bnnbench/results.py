@@ -49,6 +49,7 @@ __all__ = [
     "load",
     "load_traces",
     "load_tree",
+    "n_test_per_spec",
     "open_artifacts",
     "write_tree",
 ]
@@ -276,7 +277,11 @@ class Damage:
 
 @dataclass
 class Loaded:
-    """What :func:`load_all` found: the records, the traces, and every damage."""
+    """What :func:`load_all` found: the records, the traces, and every damage.
+
+    ``traces`` holds the trace points of the kept records only, each from the record's own
+    folder (column ``results_dir``, as in ``runs``).
+    """
 
     runs: pd.DataFrame
     traces: pd.DataFrame
@@ -391,8 +396,8 @@ def load_all(
         if check_artifacts:
             damage += _check_artifacts(runs, root)
         frames.append(runs.assign(results_dir=str(root)))
-        try:
-            trace_frames.append(store.traces())
+        try:  # tagged with its folder: a run_id stored in two folders keeps its own trace
+            trace_frames.append(store.traces().assign(results_dir=str(root)))
         except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
             damage.append(Damage(str(root), "", f"traces.csv is unreadable ({err})"))
     runs = (
@@ -405,9 +410,12 @@ def load_all(
     traces = (
         pd.concat(trace_frames, ignore_index=True)
         if trace_frames
-        else pd.DataFrame(columns=TRACE_COLUMNS)
+        else pd.DataFrame(columns=[*TRACE_COLUMNS, "results_dir"])
     )
-    traces = traces[traces["run_id"].isin(runs["run_id"])].drop_duplicates(["run_id", "step"])
+    kept = runs[["run_id", "results_dir"]].drop_duplicates()
+    traces = traces.merge(kept, on=["run_id", "results_dir"]).drop_duplicates(
+        ["run_id", "results_dir", "step"]
+    )
     return Loaded(runs.reset_index(drop=True), traces, damage, superseded)
 
 
@@ -440,19 +448,65 @@ def open_artifacts(
     return load_tree(Path(results_dir) / run_id / name)
 
 
+def n_test_per_spec(runs: pd.DataFrame) -> dict[str, int]:
+    """Per spec in ``runs``, its test-set size, read from the first finished run's stored
+    ``predictive_summary.nc`` that can be read (specs without one are left out)."""
+    sizes: dict[str, int] = {}
+    ok = runs[runs["status"] == "ok"] if "status" in runs else runs.iloc[0:0]
+    for row in ok.itertuples():
+        if row.model in sizes:
+            continue
+        try:
+            tree = open_artifacts(Path(str(row.results_dir)), str(row.run_id))
+            sizes[str(row.model)] = int(tree["test"].sizes["obs_id"])
+        except (OSError, KeyError, ValueError):  # missing or damaged: the size is inferred
+            continue
+    return sizes
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
 def find_reference(spec_name: str, near: Iterable[Path] = ()) -> Path | None:
-    """The stored reference posterior of a spec, ``reference/<spec>/nuts.nc``, looked for in
-    ``$BNNBENCH_REFERENCE_DIR``, then beside each folder in ``near`` (a results folder's parent,
-    e.g. ``results/``), then in the source checkout's ``results/``; ``None`` if there is none."""
+    """The stored reference posterior of a spec, ``reference/<spec>/nuts.nc``, or ``None``.
+
+    Parameters
+    ----------
+    spec_name
+        The spec.
+    near
+        Results folders the reference belongs with (relative paths are taken from the current
+        folder).
+
+    Returns
+    -------
+    Path or None
+        The first file found, looking in this order: ``$BNNBENCH_REFERENCE_DIR/<spec>/``; for
+        each folder in ``near``, its own ``reference/``, its parent's ``reference/`` (e.g.
+        ``results/reference`` beside ``results/default``) and ``results/reference`` of every
+        folder above it (a checkout whose ``.results/bench`` sits beside ``results/``); the
+        current folder's ``results/reference`` (where ``bnnbench reference`` writes by default);
+        and ``results/reference`` of the checkout this package is installed from (an editable
+        install, or a virtual environment inside the checkout: any folder above the package
+        that holds a ``pyproject.toml``). ``None`` if there is none, so that the caller can say so.
+    """
+    tail = Path("reference") / spec_name / REFERENCE_FILE
     candidates = []
     if os.environ.get("BNNBENCH_REFERENCE_DIR"):
         candidates.append(Path(os.environ["BNNBENCH_REFERENCE_DIR"]) / spec_name / REFERENCE_FILE)
     for d in near:
-        candidates.append(Path(d).resolve().parent / "reference" / spec_name / REFERENCE_FILE)
-    checkout = Path(__file__).resolve().parents[1] / "results"
-    candidates.append(checkout / "reference" / spec_name / REFERENCE_FILE)
-    return next((path for path in candidates if path.exists()), None)
+        folder = Path(d).resolve()
+        candidates += [folder / tail, folder.parent / tail]
+        candidates += [above / "results" / tail for above in folder.parents]
+    try:
+        candidates.append(Path.cwd() / "results" / tail)
+    except OSError:  # the current folder was removed
+        pass
+    package = Path(__file__).resolve().parent
+    candidates += [
+        above / "results" / tail
+        for above in package.parents
+        if (above / "pyproject.toml").is_file()
+    ]
+    return next((path for path in candidates if path.is_file()), None)
