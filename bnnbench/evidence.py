@@ -41,6 +41,22 @@ confidence is ``"low"``.
 :math:`F_a < F_b` and :math:`m_a > m_b` cross at :math:`n^* = (F_b - F_a) / (m_a - m_b)`: below
 it :math:`a` finishes first, above it :math:`b` (:func:`crossover_steps`).
 
+**Two runs of the same cells** (``bnnbench compare``, :mod:`bnnbench.compare`). A ratio
+:math:`r = c/b` (candidate over baseline) gets an interval and a p-value:
+
+* many replicates (timed chunks within seeds): the two-level bootstrap above, independently per
+  side, and the two-sided Mann-Whitney U test (:func:`mann_whitney_p`), whose smallest possible
+  p-value with :math:`n_a` and :math:`n_b` replicates is :math:`2/\binom{n_a+n_b}{n_a}`
+  (:func:`min_mann_whitney_p`; 0.1 with 3 against 3);
+* a few per-seed values (compile seconds, memory peaks): :func:`welch_log_ratio`, the ratio of
+  geometric means :math:`\exp(\overline{\log c} - \overline{\log b})` with Welch's t
+  interval and test on the logarithms;
+* only summary statistics of timed rounds (pytest-benchmark without ``--benchmark-save-data``,
+  :class:`RoundSummary`): :func:`median_bounds_from_summary` bounds each median by order
+  statistics that a distribution-free interval contains, and
+  :func:`mann_whitney_p_bound_from_summary` bounds the Mann-Whitney p-value from above with
+  the pairs the quartiles prove ordered. Both are conservative.
+
 **Ranks.** :func:`tiers` groups values sorted best first: an item joins the current tier when it
 ties with that tier's first item, otherwise it starts the next tier, so tiers never decrease
 along the sorted order (adding an item that is worse than all others never moves the others).
@@ -69,19 +85,26 @@ __all__ = [
     "Confidence",
     "CostModel",
     "Interval",
+    "RoundSummary",
     "SeedTiming",
     "binomial_se",
     "bootstrap_cost_model",
+    "bootstrap_median_ratio",
     "chunk_step_times",
     "compare_per_seed",
     "compare_replicates",
     "confidence_of",
     "crossover_steps",
     "hanley_mcneil_se",
+    "mann_whitney_p",
+    "mann_whitney_p_bound_from_summary",
+    "median_bounds_from_summary",
+    "min_mann_whitney_p",
     "pareto_front",
     "rng_for",
     "seed_timing",
     "tiers",
+    "welch_log_ratio",
     "welch_tolerance",
 ]
 
@@ -532,3 +555,207 @@ def pareto_front(
         )
         front.append(not dominated)
     return front
+
+
+# ------------------------------------------------------------------------------ two runs
+def _positive_finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    arr = np.asarray(values, np.float64).ravel()
+    return arr[np.isfinite(arr) & (arr > 0)]
+
+
+def min_mann_whitney_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p-value the exact Mann-Whitney U test can give with ``n_a`` and
+    ``n_b`` replicates, :math:`\\min(1, 2/\\binom{n_a+n_b}{n_a})` (all of one side above all of
+    the other): 0.1 with 3 against 3, 0.029 with 4 against 4, 0.0079 with 5 against 5."""
+    if n_a < 1 or n_b < 1:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(n_a + n_b, n_a))
+
+
+def mann_whitney_p(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+    """Two-sided Mann-Whitney U p-value of ``a`` against ``b`` (:func:`scipy.stats.mannwhitneyu`,
+    exact for small samples without ties, else the normal approximation with the tie
+    correction). NaN when a side is empty; 1 when every value is the same."""
+    from scipy.stats import mannwhitneyu
+
+    a_arr = np.asarray(a, np.float64)
+    b_arr = np.asarray(b, np.float64)
+    a_arr, b_arr = a_arr[np.isfinite(a_arr)], b_arr[np.isfinite(b_arr)]
+    if a_arr.size == 0 or b_arr.size == 0:
+        return math.nan
+    both = np.concatenate([a_arr, b_arr])
+    if np.all(both == both[0]):
+        return 1.0
+    return float(mannwhitneyu(a_arr, b_arr, alternative="two-sided").pvalue)
+
+
+def welch_log_ratio(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
+) -> tuple[Interval, float]:
+    """The ratio of geometric means :math:`r = \\exp(\\overline{\\log a} - \\overline{\\log b})`
+    with Welch's ``CONFIDENCE_LEVEL`` t interval and two-sided t-test on the logarithms.
+
+    .. math:: \\mathrm{SE}^2 = \\frac{s_{\\log a}^2}{n_a} + \\frac{s_{\\log b}^2}{n_b}, \\quad
+              \\nu = \\frac{\\mathrm{SE}^4}{\\frac{(s_{\\log a}^2/n_a)^2}{n_a-1}
+              + \\frac{(s_{\\log b}^2/n_b)^2}{n_b-1}}, \\quad
+              r\\,e^{\\pm t_{\\nu,0.975}\\,\\mathrm{SE}}, \\quad
+              p = 2\\,P(T_\\nu > |\\log r|/\\mathrm{SE}).
+
+    Only positive finite values count. With fewer than two values on a side there is no spread:
+    the interval's bounds and the p-value are NaN (the estimate is the ratio of what there is).
+    With no spread on either side (every value repeated) the interval is the point and
+    :math:`p` is 1 for equal values, 0 otherwise.
+
+    Returns
+    -------
+    (Interval, float)
+        The ratio :math:`a/b` with its interval, and the p-value.
+    """
+    from scipy.stats import t as t_dist
+
+    la, lb = np.log(_positive_finite(a)), np.log(_positive_finite(b))
+    if la.size == 0 or lb.size == 0:
+        return Interval(math.nan, math.nan, math.nan), math.nan
+    d = float(la.mean() - lb.mean())
+    ratio = math.exp(d)
+    if la.size < 2 or lb.size < 2:
+        return Interval(ratio, math.nan, math.nan), math.nan
+    va, vb = la.var(ddof=1) / la.size, lb.var(ddof=1) / lb.size
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        return Interval(ratio, ratio, ratio), 1.0 if d == 0.0 else 0.0
+    df = (va + vb) ** 2 / (va**2 / (la.size - 1) + vb**2 / (lb.size - 1))
+    q = float(t_dist.ppf(1.0 - (1.0 - CONFIDENCE_LEVEL) / 2.0, df))
+    p = float(2.0 * t_dist.sf(abs(d) / se, df))
+    return Interval(ratio, math.exp(d - q * se), math.exp(d + q * se)), p
+
+
+def bootstrap_median_ratio(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    rng_a: np.random.Generator,
+    rng_b: np.random.Generator,
+    replicates: int = BOOTSTRAP_REPLICATES,
+) -> Interval:
+    """:math:`\\tilde a / \\tilde b`, the ratio of the medians of two samples (e.g. the timed
+    rounds of one benchmark), with the percentile interval of
+    :math:`\\tilde a^*_r / \\tilde b^*_r` where each side is resampled with replacement by its
+    own generator (the sides are independent)."""
+    a_arr, b_arr = _positive_finite(a), _positive_finite(b)
+    if a_arr.size == 0 or b_arr.size == 0:
+        return Interval(math.nan, math.nan, math.nan)
+    estimate = float(np.median(a_arr) / np.median(b_arr))
+    a_boot = np.median(a_arr[rng_a.integers(0, a_arr.size, (replicates, a_arr.size))], axis=1)
+    b_boot = np.median(b_arr[rng_b.integers(0, b_arr.size, (replicates, b_arr.size))], axis=1)
+    return Interval.of_replicates(estimate, a_boot / b_boot)
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """The summary of ``n`` timed rounds that pytest-benchmark stores without its data:
+    ``minimum``, quartiles ``q1``, ``median``, ``q3`` and ``maximum``.
+
+    Whatever the interpolation of the quartiles (pytest-benchmark's included), at least
+    :math:`\\lfloor 3n/4 \\rfloor` rounds lie at or above ``q1`` (and at or below ``q3``), at
+    least :math:`\\lfloor n/2 \\rfloor` at or above (at or below) the median, and at least
+    :math:`\\lfloor n/4 \\rfloor` at or below ``q1`` (at or above ``q3``).
+    """
+
+    n: int
+    minimum: float
+    q1: float
+    median: float
+    q3: float
+    maximum: float
+
+    def at_least(self) -> list[tuple[float, int]]:
+        """``(x, k)``: at least ``k`` rounds are :math:`\\ge x`."""
+        n = self.n
+        return [
+            (self.minimum, n),
+            (self.q1, (3 * n) // 4),
+            (self.median, n // 2),
+            (self.q3, n // 4),
+            (self.maximum, min(n, 1)),
+        ]
+
+    def at_most(self) -> list[tuple[float, int]]:
+        """``(y, k)``: at least ``k`` rounds are :math:`\\le y`."""
+        n = self.n
+        return [
+            (self.maximum, n),
+            (self.q3, (3 * n) // 4),
+            (self.median, n // 2),
+            (self.q1, n // 4),
+            (self.minimum, min(n, 1)),
+        ]
+
+
+def _known_above(a: RoundSummary, b: RoundSummary) -> int:
+    """A lower bound of :math:`U_a = \\#\\{(i, j): a_i > b_j\\}` from the summaries alone: the
+    area of the union of the rectangles ``k_a × k_b`` for every ``(x, k_a)`` of
+    :meth:`RoundSummary.at_least` of ``a`` and ``(y, k_b)`` of :meth:`RoundSummary.at_most` of
+    ``b`` with :math:`x > y` (the ``k_a`` largest rounds of ``a`` each exceed the ``k_b``
+    smallest of ``b``)."""
+    rects = [(ka, kb) for x, ka in a.at_least() for y, kb in b.at_most() if x > y and ka and kb]
+    return sum(max((kb for ka, kb in rects if ka >= i), default=0) for i in range(1, a.n + 1))
+
+
+def _mann_whitney_sf(u: int, n_a: int, n_b: int) -> float:
+    """:math:`P(U_a \\ge u)` under the null hypothesis, without ties: scipy's one-sided test on
+    two samples built to have exactly :math:`U_a = u`."""
+    from scipy.stats import mannwhitneyu
+
+    if u <= 0:
+        return 1.0
+    b = np.arange(n_b, dtype=np.float64)
+    counts = np.zeros(n_a)
+    remaining = min(u, n_a * n_b)
+    for i in range(n_a):
+        counts[i] = min(n_b, remaining)
+        remaining -= counts[i]
+    a = counts - 0.5 + np.arange(n_a) * (0.5 / (n_a + 1))  # above exactly counts[i] of b, no ties
+    method = "exact" if n_a + n_b <= 60 else "asymptotic"
+    return float(mannwhitneyu(a, b, alternative="greater", method=method).pvalue)
+
+
+def mann_whitney_p_bound_from_summary(a: RoundSummary, b: RoundSummary) -> float:
+    """An upper bound of the two-sided Mann-Whitney p-value of the rounds behind two summaries.
+
+    The summaries prove at least :math:`u_a` pairs with :math:`a_i > b_j` and :math:`u_b` with
+    :math:`b_j > a_i` (:func:`_known_above`); since :math:`U_a \\ge u_a`,
+
+    .. math:: p \\le \\min\\bigl(1,\\; 2 \\min(P(U_a \\ge u_a),\\, P(U_b \\ge u_b))\\bigr).
+
+    Conservative: a difference the test would find in the rounds themselves may not be proven.
+    """
+    if a.n < 1 or b.n < 1:
+        return math.nan
+    u_a, u_b = _known_above(a, b), _known_above(b, a)
+    tail = min(_mann_whitney_sf(u_a, a.n, b.n), _mann_whitney_sf(u_b, b.n, a.n))
+    return min(1.0, 2.0 * tail)
+
+
+def median_bounds_from_summary(
+    s: RoundSummary, level: float = 1.0 - (1.0 - CONFIDENCE_LEVEL) / 2.0
+) -> tuple[float, float]:
+    """Bounds that contain a distribution-free ``level`` interval of the median of the rounds.
+
+    That interval is :math:`[x_{(k)}, x_{(n+1-k)}]` with :math:`k` the largest rank such that
+    :math:`P(\\mathrm{Bin}(n, 1/2) \\le k - 1) \\le (1 - \\text{level})/2`. ``q1`` is at most
+    :math:`x_{(\\lfloor n/4 \\rfloor + 2)}`, so ``[q1, q3]`` contains it when
+    :math:`k \\ge \\lfloor n/4 \\rfloor + 2` (about 30 rounds and more); otherwise ``[minimum,
+    maximum]`` (which, below 6 rounds at 95 %, covers only :math:`1 - 2^{1-n}`). The default
+    level, 97.5 %, makes the quotient of two such intervals cover a ratio of medians with at
+    least 95 %.
+    """
+    from scipy.stats import binom
+
+    n = s.n
+    k = 0
+    for rank in range(1, n // 2 + 1):
+        if binom.cdf(rank - 1, n, 0.5) <= (1.0 - level) / 2.0:
+            k = rank
+    if k >= n // 4 + 2:
+        return s.q1, s.q3
+    return s.minimum, s.maximum

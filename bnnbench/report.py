@@ -1148,10 +1148,14 @@ def _pareto_figure(answers: SpecDeviceAnswers) -> str | None:
             zorder=0,
             label="Pareto front",
         )
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-    ax.set_xlabel(f"end-to-end seconds for {answers.full_steps:,} steps (log)")
+    times = [p.end_to_end_s.estimate for p in points]
+    log = max(times) / max(min(times), 1e-12) > 10  # a log axis only across decades
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    scale = " (log)" if log else ""
+    ax.set_xlabel(f"end-to-end seconds for {answers.full_steps:,} steps{scale}")
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=7, loc="best", frameon=False)
     ax.grid(alpha=0.3)
@@ -1190,6 +1194,13 @@ def _answer_rows(a: SpecDeviceAnswers) -> list[AnswerRow]:
     return [AnswerRow(q, _answer_text(rec), rec.confidence, _why(rec)) for q, rec in questions]
 
 
+def _sig(n: float, digits: int = 2) -> str:
+    """``n`` rounded to ``digits`` significant figures, with thousands separators."""
+    if not math.isfinite(n) or n == 0:
+        return f"{n:,.0f}"
+    return f"{round(n, digits - 1 - math.floor(math.log10(abs(n)))):,.0f}"
+
+
 def recommendation_html(answers: Sequence[SpecDeviceAnswers]) -> str:
     """The report's opening section, "Which backend should I use?", from
     :func:`bnnbench.recommend.report_answers` (the answers ``bnnbench recommend`` gives): per
@@ -1209,8 +1220,8 @@ def recommendation_html(answers: Sequence[SpecDeviceAnswers]) -> str:
                 profile=a.profile,
                 rows=_answer_rows(a),
                 crossovers=[
-                    f"{c.faster_below} is faster below about {c.steps.estimate:,.0f} steps "
-                    f"(95% interval {c.steps.low:,.0f}–{c.steps.high:,.0f}), "
+                    f"{c.faster_below} is faster below about {_sig(c.steps.estimate)} steps "
+                    f"(95% interval {_sig(c.steps.low)}–{_sig(c.steps.high)}), "
                     f"{c.faster_above} above: fixed cost {c.fixed_s_below:.3g} s against "
                     f"{c.fixed_s_above:.3g} s, step {c.step_ms_below:.3g} ms against "
                     f"{c.step_ms_above:.3g} ms"
