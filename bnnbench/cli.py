@@ -1,12 +1,13 @@
-"""The ``bnnbench`` command: ``run``, ``verify``, ``report``, ``recommend``, ``calibrate``,
-``reference``, ``data`` and ``list``.
+"""The ``bnnbench`` command: ``run``, ``verify``, ``report``, ``recommend``, ``compare``,
+``calibrate``, ``reference``, ``data`` and ``list``.
 
 Exit codes: 0 success; 1 a cell failed or nothing could run (``run``), the machine stayed busy
 (``run --require-idle``), the backends disagree (``verify``), results are damaged (``report``
 without ``--allow-partial``) or a file could not be written (disk full); 2 bad input (unknown
 model/backend/profile/device/suite, a plan that cannot run, a results folder that would be
 clobbered or is in use); 3 ``recommend`` found no evidence for the question (it says what would
-provide it); 128 + N when signal N stopped ``run`` (130 Ctrl-C, 129 SIGHUP, 143
+provide it); ``compare``: 1 a significant regression beyond its threshold, 2 nothing could be
+compared; 128 + N when signal N stopped ``run`` (130 Ctrl-C, 129 SIGHUP, 143
 SIGTERM). Every error is one line on stderr, never a traceback.
 """
 
@@ -76,6 +77,35 @@ def _positive_mb(text: str) -> float:
 #: OUTPUT_FORMATS, spelt here so that the parser does not import pandas).
 RECOMMEND_PRIORITIES = ("quality", "speed", "uncertainty", "memory")
 RECOMMEND_FORMATS = ("text", "markdown", "json")
+#: ``bnnbench compare``'s formats and defaults (bnnbench.compare's OUTPUT_FORMATS and DEFAULT_*).
+COMPARE_FORMATS = ("text", "markdown", "json")
+COMPARE_DEFAULTS = {
+    "threshold": 0.10,
+    "compile_threshold": 0.5,
+    "predict_threshold": 0.5,
+    "memory_threshold": 0.10,
+    "alpha": 0.01,
+}
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a relative change > 0, e.g. 0.1, got {text!r}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a level in (0, 1), e.g. 0.01, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -260,6 +290,66 @@ def _parser() -> argparse.ArgumentParser:
     )
     recommend.add_argument(
         "--format", choices=RECOMMEND_FORMATS, default="text", help="output (default text)"
+    )
+
+    compare = sub.add_parser(
+        "compare",
+        help="compare two results folders (or two pytest-benchmark JSON files): faster, slower, "
+        "unchanged, inconclusive per cell",
+        description="Pair the cells of BASELINE and CANDIDATE (spec, backend, profile, device "
+        "and settings; benchmark name) and, per metric, give the ratio candidate/baseline with "
+        "its 95%% interval and a test. Exit 0 without a significant regression, 1 with one "
+        "beyond its threshold, 2 for bad input or when nothing could be compared.",
+    )
+    compare.add_argument(
+        "baseline", type=Path, metavar="BASELINE", help="results folder or pytest-benchmark JSON"
+    )
+    compare.add_argument(
+        "candidate", type=Path, metavar="CANDIDATE", help="the same kind as BASELINE"
+    )
+    compare.add_argument(
+        "--threshold",
+        type=_threshold,
+        default=COMPARE_DEFAULTS["threshold"],
+        help="steady-step (and benchmark) change that matters, relative (default 0.10, "
+        "provisional)",
+    )
+    compare.add_argument(
+        "--compile-threshold",
+        type=_threshold,
+        default=COMPARE_DEFAULTS["compile_threshold"],
+        help="compile-time change that matters (default 0.5: compile swings far more)",
+    )
+    compare.add_argument(
+        "--predict-threshold",
+        type=_threshold,
+        default=COMPARE_DEFAULTS["predict_threshold"],
+        help="posterior-predictive change reported (default 0.5; not gated)",
+    )
+    compare.add_argument(
+        "--memory-threshold",
+        type=_threshold,
+        default=COMPARE_DEFAULTS["memory_threshold"],
+        help="peak-memory change reported (default 0.10; not gated)",
+    )
+    compare.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=COMPARE_DEFAULTS["alpha"],
+        help="significance level of the tests (default 0.01)",
+    )
+    compare.add_argument(
+        "--allow-other-machine",
+        action="store_true",
+        help="compare cells of different cpu/host/gpu or calibrations anyway (each says so)",
+    )
+    compare.add_argument(
+        "--fail-on-quality",
+        action="store_true",
+        help="exit 1 also when accuracy drops or -ELBO rises beyond the noise (always reported)",
+    )
+    compare.add_argument(
+        "--format", choices=COMPARE_FORMATS, default="text", help="output (default text)"
     )
 
     data = sub.add_parser("data", help="obtain the data sets the specs need")
@@ -598,6 +688,116 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     return answer.exit_code
 
 
+def _compare_input(path: Path) -> str:
+    """``results`` or ``pytest-benchmark``, or exit 2 with why not."""
+    if not path.exists():
+        _bad_input("compare", f"{path} does not exist")
+    if path.is_dir():
+        if not (path / "runs.csv").is_file():
+            _bad_input("compare", f"{path} holds no runs.csv (not a bnnbench results folder)")
+        return "results"
+    return "pytest-benchmark"
+
+
+def _compare_side(path: Path):  # type: ignore[no-untyped-def]
+    """A results folder loaded for :mod:`bnnbench.compare` (warnings for damage)."""
+    import json
+
+    import pandas as pd
+
+    from bnnbench.compare import ResultsSide
+    from bnnbench.results import load_all
+
+    try:
+        loaded = load_all([path], check_artifacts=False)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        _bad_input("compare", f"cannot read the results in {path}: {' '.join(str(err).split())}")
+    for damage in loaded.damage:
+        _say(f"warning: left out: {damage}")
+    if loaded.runs.empty:
+        _bad_input("compare", f"{path}/runs.csv holds no runs")
+    calibration = {}
+    for file in sorted(path.glob("calibration-*.json")):
+        try:
+            doc = json.loads(file.read_text())
+            calibration[str(doc["device"])] = float(doc["matmul_flops_per_s"])
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            _say(f"warning: {file} is unreadable ({err}): calibration not compared")
+    return ResultsSide(str(path), loaded.runs, loaded.traces, calibration, {})
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import replace
+
+    kinds = {_compare_input(p) for p in (args.baseline, args.candidate)}
+    if len(kinds) > 1:
+        _bad_input(
+            "compare",
+            f"cannot compare a results folder with a benchmark JSON file ({args.baseline}, "
+            f"{args.candidate}): give two of the same kind",
+        )
+    from bnnbench.compare import (
+        CompareInputError,
+        Options,
+        compare_benchmarks,
+        compare_results,
+        render,
+    )
+
+    options = Options(
+        threshold=args.threshold,
+        compile_threshold=args.compile_threshold,
+        predict_threshold=args.predict_threshold,
+        memory_threshold=args.memory_threshold,
+        alpha=args.alpha,
+        allow_other_machine=args.allow_other_machine,
+        fail_on_quality=args.fail_on_quality,
+    )
+    try:
+        if kinds == {"results"}:
+            from bnnbench.recommend import infer_test_size
+            from bnnbench.results import n_test_per_spec
+
+            base, cand = _compare_side(args.baseline), _compare_side(args.candidate)
+            n_test = {**n_test_per_spec(cand.runs), **n_test_per_spec(base.runs)}
+            for model, accs in _compare_accuracies(base.runs, cand.runs).items():
+                if model not in n_test and (n := infer_test_size(accs)):
+                    n_test[model] = n
+            base, cand = replace(base, n_test=n_test), replace(cand, n_test=n_test)
+            report = compare_results(base, cand, options)
+        else:
+            docs = []
+            for path in (args.baseline, args.candidate):
+                try:
+                    docs.append(json.loads(path.read_text()))
+                except (ValueError, UnicodeDecodeError) as err:
+                    _bad_input("compare", f"{path} is not readable JSON ({err})")
+            report = compare_benchmarks(
+                docs[0], docs[1], options, (str(args.baseline), str(args.candidate))
+            )
+    except CompareInputError as err:
+        _bad_input("compare", str(err))
+    print(render(report, args.format), end="")
+    if report.exit_code == 2:
+        _say(f"bnnbench compare: error: {report.error}")
+    elif report.exit_code == 1:
+        names = ", ".join(c.name for c in report.regressions)
+        _say(f"bnnbench compare: regression: {names}")
+    return report.exit_code
+
+
+def _compare_accuracies(*frames) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+    """Per spec, every stored accuracy of ``frames`` (to infer the test-set size)."""
+    out: dict[str, list[float]] = {}
+    for runs in frames:
+        if "accuracy" not in runs:
+            continue
+        for model, acc in zip(runs["model"], runs["accuracy"], strict=True):
+            out.setdefault(str(model), []).append(float(acc))
+    return out
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from bnnbench.datasets import DataUnavailableError, fetch
 
@@ -672,6 +872,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_report(args)
         if args.command == "recommend":
             return _cmd_recommend(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         if args.command == "data":
             return _cmd_data(args)
         if args.command == "calibrate":

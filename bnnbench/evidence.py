@@ -703,7 +703,8 @@ def _known_above(a: RoundSummary, b: RoundSummary) -> int:
 
 def _mann_whitney_sf(u: int, n_a: int, n_b: int) -> float:
     """:math:`P(U_a \\ge u)` under the null hypothesis, without ties: scipy's one-sided test on
-    two samples built to have exactly :math:`U_a = u`."""
+    two samples built to have exactly :math:`U_a = u` (exact, or the normal approximation above
+    8 a side, as :func:`mann_whitney_p`)."""
     from scipy.stats import mannwhitneyu
 
     if u <= 0:
@@ -715,8 +716,8 @@ def _mann_whitney_sf(u: int, n_a: int, n_b: int) -> float:
         counts[i] = min(n_b, remaining)
         remaining -= counts[i]
     a = counts - 0.5 + np.arange(n_a) * (0.5 / (n_a + 1))  # above exactly counts[i] of b, no ties
-    method = "exact" if n_a + n_b <= 60 else "asymptotic"
-    return float(mannwhitneyu(a, b, alternative="greater", method=method).pvalue)
+    # the method mann_whitney_p uses for such samples (exact up to 8 a side, else normal)
+    return float(mannwhitneyu(a, b, alternative="greater").pvalue)
 
 
 def mann_whitney_p_bound_from_summary(a: RoundSummary, b: RoundSummary) -> float:
