@@ -214,6 +214,7 @@ class Options:
             "predict_s": self.predict_threshold,
             "peak_memory_mb": self.memory_threshold,
             "benchmark": self.threshold,
+            "benchmark_compile": self.compile_threshold,
         }
 
 
@@ -1180,7 +1181,11 @@ def _cpu_brand(doc: Mapping[str, Any]) -> str:
 
 
 def _per_call(extra: Mapping[str, Any]) -> tuple[str, str, float, str]:
-    """``(metric, label, scale, per)``: seconds per call to ms per step/draw, or ms per call."""
+    """``(metric, label, scale, per)``: seconds per call to ms per step/draw, ms per compile
+    (``extra_info["kind"] == "compile"``: judged against the compile threshold), or ms per
+    call."""
+    if extra.get("kind") == "compile":
+        return "compile_ms", "ms per compile", 1000.0, ""
     for key, metric, per in (
         ("steps_per_call", "step_ms", "step"),
         ("draws_per_call", "draw_ms", "draw"),
@@ -1217,7 +1222,7 @@ def _benchmark_metric(
     metric, label, scale, _ = _per_call(bb.get("extra_info") or {})
     bs, cs = bb["stats"], cb["stats"]
     b_data, c_data = _data(bs), _data(cs)
-    t = options.threshold
+    t = options.compile_threshold if metric == "compile_ms" else options.threshold
     b_med, c_med = _num(bs.get("median")) * scale, _num(cs.get("median")) * scale
     if b_data is not None and c_data is not None:
         ratio = ev.bootstrap_median_ratio(
@@ -1342,7 +1347,7 @@ def compare_benchmarks(
                 _num(bb["stats"].get("median")) * scale,
                 1,
                 True,
-                options.threshold,
+                options.compile_threshold if metric == "compile_ms" else options.threshold,
             )
         else:
             m = _benchmark_metric(name, bb, cb, options)
@@ -1391,7 +1396,7 @@ def _report(
         thresholds={
             k: v
             for k, v in options.thresholds().items()
-            if (k == "benchmark") == (kind == "pytest-benchmark")
+            if k.startswith("benchmark") == (kind == "pytest-benchmark")
         },
         alpha=options.alpha,
         allow_other_machine=options.allow_other_machine,

@@ -5,6 +5,7 @@ One benchmark per backend for
 - ``train``: the steady-state training step of ``moons_2x5`` (batch 50) and ``mnist_2x800``
   (batch 100), timed as a chunk of ``STEPS_PER_CALL`` steps (one call of the session's
   ``run_steps``, which returns after the device has finished);
+- ``compile``: building and compiling the ``moons_2x5`` step, a new session each round;
 - ``conv``: one forward/backward step of ``mnist_conv`` (batch 32);
 - ``predictive``: posterior-predictive draws (sampling the approximation and predicting a fixed
   set of test points) of ``moons_2x5`` and ``mnist_2x800``.
@@ -24,7 +25,7 @@ milliseconds per step or draw:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -63,6 +64,8 @@ TRAIN = {
     "mnist_2x800": Workload("mnist_2x800", batch_size=100, steps_per_call=5, rounds=10),
 }
 CONV = Workload("mnist_conv", batch_size=32, steps_per_call=1, rounds=5)
+#: Timed compilations (a new session each) per backend.
+COMPILE_ROUNDS = 3
 #: Posterior draws and test points of one predictive call.
 PREDICTIVE_DRAWS, PREDICTIVE_POINTS = 20, 1000
 
@@ -76,8 +79,9 @@ def _implemented(model: str) -> list[str]:
     return [b for b in backend_names() if b in get_spec(model).implementations]
 
 
-def _session(model: str, backend: str, workload: Workload) -> Iterator:
-    """A compiled training session of ``backend`` for ``workload``, or a skip with the reason."""
+def _session(model: str, backend: str, workload: Workload, compiled: bool = True):
+    """A (compiled) training session of ``backend`` for ``workload``, or a skip with the
+    reason."""
     info = backend_info(backend)
     if info.missing_packages():
         pytest.skip(info.install_hint())
@@ -98,7 +102,8 @@ def _session(model: str, backend: str, workload: Workload) -> Iterator:
         trace_every=workload.steps_per_call,
     )
     session = module.TrainingSession(get_spec(model), _data(model), cfg)
-    session.compile({workload.steps_per_call})
+    if compiled:
+        session.compile({workload.steps_per_call})
     return session
 
 
@@ -133,6 +138,33 @@ def test_train(benchmark, model: str, backend: str) -> None:
         warmup_rounds=1,
     )
     assert losses.shape == (workload.steps_per_call,) and np.isfinite(losses).all()
+
+
+@pytest.mark.parametrize("backend", _implemented("moons_2x5"))
+def test_compile(benchmark, backend: str) -> None:
+    """Building the model, guide and optimizer and compiling the training step (``compile``),
+    a new session each round: what a user waits for before the first step. The warm-up round
+    takes the cold caches (pytensor's on-disk C cache, first imports); the rounds after it are
+    warm. ``extra_info["kind"] == "compile"``: ``bnnbench compare`` judges it against its own,
+    wider, threshold (compile times swing far more than steps)."""
+    workload = TRAIN["moons_2x5"]
+    _session("moons_2x5", backend, workload, compiled=False)  # skips if unavailable
+    sessions: list = []
+
+    def fresh() -> tuple[tuple, dict]:
+        sessions.append(_session("moons_2x5", backend, workload, compiled=False))
+        return (sessions[-1],), {}
+
+    benchmark.group = "compile moons_2x5"
+    benchmark.extra_info.update(kind="compile", device=DEVICE)
+    benchmark.pedantic(
+        lambda session: session.compile({workload.steps_per_call}),
+        setup=fresh,
+        rounds=COMPILE_ROUNDS,
+        warmup_rounds=1,
+    )
+    losses = sessions[-1].run_steps(workload.steps_per_call)  # the compiled step works
+    assert np.isfinite(losses).all()
 
 
 @pytest.mark.parametrize("backend", _implemented(CONV.model))
