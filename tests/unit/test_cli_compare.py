@@ -215,7 +215,10 @@ def test_benchmark_files(tmp_path, capsys):
     assert "test_train[moons_2x5-pymc]" in capsys.readouterr().out
     assert main(["compare", str(base), str(same), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["kind"] == "pytest-benchmark" and doc["thresholds"] == {"benchmark": 0.1}
+    assert doc["kind"] == "pytest-benchmark" and doc["thresholds"] == {
+        "benchmark": 0.1,
+        "benchmark_compile": 0.5,
+    }
     assert "summary statistics only" in doc["cells"][0]["metrics"][0]["test"]
 
 
