@@ -591,3 +591,21 @@ def test_bootstrap_median_ratio_is_reproducible():
     one = ev.bootstrap_median_ratio(a, b, ev.rng_for(1, "a"), ev.rng_for(1, "b"))
     two = ev.bootstrap_median_ratio(a, b, ev.rng_for(1, "a"), ev.rng_for(1, "b"))
     assert one == two and one.estimate == pytest.approx(2.0) and one.low > 1.8
+
+
+def test_a_compile_benchmark_is_judged_against_the_compile_threshold():
+    """1.3x slower: a regression for a step (10 %), not for a compile (50 %); 2x is both."""
+    name = "test_compile[pymc]"
+
+    def docs(factor: float) -> tuple[dict, dict]:
+        base, cand = bench_doc({name: 1.0}, draw=1), bench_doc({name: factor}, draw=2)
+        for doc in (base, cand):
+            doc["benchmarks"][0]["extra_info"] = {"kind": "compile", "device": "cpu"}
+        return base, cand
+
+    moderate = compare_benchmarks(*docs(1.3)).cells[0]
+    assert moderate.metrics[0].metric == "compile_ms" and moderate.metrics[0].threshold == 0.5
+    assert moderate.verdict != "slower"
+    assert compare_benchmarks(*docs(2.0)).cells[0].verdict == "slower"
+    step_base, step_cand = bench_doc({NAMES[0]: 1.0}, draw=1), bench_doc({NAMES[0]: 1.3}, draw=2)
+    assert compare_benchmarks(step_base, step_cand).cells[0].verdict == "slower"
