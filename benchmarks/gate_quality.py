@@ -20,6 +20,7 @@ Writes ``runs.csv`` (one row per scenario, run and case: ratio, interval, p, ver
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from bnnbench.benchmarks.gate import lay_out_package, run_gate
+from bnnbench.benchmarks.gate import (
+    ALPHA,
+    COMPILE_BLOCKS,
+    COMPILE_THRESHOLD,
+    STEP_BLOCKS,
+    STEP_THRESHOLD,
+    lay_out_package,
+    run_gate,
+)
+from bnnbench.provenance import environment
 from bnnbench.registry import backend_info
 
 #: What each scenario slows: (method, factor), or None for the A/A.
@@ -72,6 +82,18 @@ def slowed_copy(source: Path, dest: Path, backend: str, method: str, factor: flo
         module.read_text() + INJECTION.format(method=method, factor=factor, extra=factor - 1.0)
     )
     return dest
+
+
+def gate_defaults() -> dict[str, float]:
+    """The gate settings every run here used."""
+    return dict(
+        step_threshold=STEP_THRESHOLD,
+        compile_threshold=COMPILE_THRESHOLD,
+        alpha=ALPHA,
+        step_blocks=STEP_BLOCKS,
+        compile_blocks=COMPILE_BLOCKS,
+        retries=1,
+    )
 
 
 def _rows(scenario: str, run: int, report, slowed: str | None) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -133,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     repo = args.repo.resolve()
     lay_out_package(repo, Path(tempfile.mkdtemp()))  # fails early on a tree without a package
     args.out.mkdir(parents=True, exist_ok=True)
+    env = {**environment(), "gate_defaults": gate_defaults(), "slow_backend": args.slow_backend}
+    (args.out / "env.json").write_text(json.dumps(env, indent=2, default=str))
     rows: list[dict] = []
     for scenario in args.scenarios:
         what = SCENARIOS[scenario]
