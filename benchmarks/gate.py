@@ -27,8 +27,10 @@ asv's rule, a statistic and a factor together:
 :math:`\text{slower} \iff \text{CI}_{95}(r) > 1 \wedge p < \alpha \wedge \hat r > 1 + t`, with
 ``t`` the step or the (wider) compile threshold; *unchanged* when the interval lies within
 :math:`[1/(1+t), 1+t]`; else *inconclusive*. An inconclusive or slower case is measured again
-(``--retries`` more rounds of its blocks, pooled with the first) before the verdict stands: the
-gate fails (exit 1) only on a case still slower. Exit 2: it could not measure (a revision that
+with fresh worker processes (pass 2, B A A B blocks), and once more (pass 3) when exactly one of
+the two passes was slower: a case is *slower* only when two passes, each on its own, are slower
+(:func:`final_verdict`), so that a persistent offset between two particular processes cannot
+fail the gate. Exit 1 only on a slower case. Exit 2: it could not measure (a revision that
 does not build or run), with why, in one line.
 
 The baseline revision: ``--baseline``, else ``$BNNBENCH_GATE_BASELINE``, else the revision in
@@ -113,7 +115,9 @@ class CaseResult:
     p_value, test
         The test's p-value and its name.
     threshold, verdict, blocks
-        The factor used, the verdict, and the ABBA blocks measured.
+        The factor used, the verdict, and the ABBA blocks measured (every pass).
+    passes
+        Each pass's own verdict (a pass: fresh worker processes for both sides).
     """
 
     case: Case
@@ -125,6 +129,7 @@ class CaseResult:
     threshold: float = math.nan
     verdict: Verdict = "no data"
     blocks: int = 0
+    passes: list[Verdict] = field(default_factory=list)
 
 
 @dataclass
@@ -316,6 +321,44 @@ def measure_blocks(
         result.blocks += 1
 
 
+def final_verdict(pooled: Verdict, passes: list[Verdict]) -> Verdict:
+    """A case's verdict: the pooled data's, except that *slower* needs two passes (each with
+    fresh worker processes) that are slower on their own; and two such passes are slower
+    whatever the pooled data say. A persistent offset between two particular processes (memory
+    layout, cache placement) then cannot fail the gate alone."""
+    confirmed = sum(v == "slower" for v in passes) >= 2
+    if confirmed:
+        return "slower"
+    return "inconclusive" if pooled == "slower" else pooled
+
+
+def _measure_pass(
+    case_list: list[Case],
+    sites: list[Path],
+    labels: tuple[str, str],
+    work: Path,
+    tag: str,
+    blocks_of: dict[str, int],
+    flip: bool,
+    workers_setup: dict[str, float],
+) -> dict[str, CaseResult]:
+    """One pass: fresh workers for both sides, ``blocks_of[case]`` ABBA blocks of each case."""
+    workers: list[Worker] = []
+    try:
+        for label, site, side in zip(labels, sites, ("baseline", "candidate"), strict=True):
+            workers.append(Worker(label, site, case_list, work / f"worker-{side}-{tag}.log"))
+            workers_setup[f"{label} {tag}"] = workers[-1].setup_s
+        base, cand = workers
+        out = {}
+        for case in case_list:
+            out[case.name] = CaseResult(case)
+            measure_blocks(out[case.name], base, cand, blocks_of[case.name], flip=flip)
+        return out
+    finally:
+        for w in workers:
+            w.close()
+
+
 def run_gate(
     baseline_source: Path,
     candidate_source: Path,
@@ -327,58 +370,76 @@ def run_gate(
     alpha: float = ALPHA,
     step_blocks: int = STEP_BLOCKS,
     compile_blocks: int = COMPILE_BLOCKS,
-    retries: int = 1,
+    retries: int = 2,
     work: Path | None = None,
     progress: bool = True,
 ) -> GateReport:
-    """Lay out both packages, start a worker per side and measure and decide every case."""
+    """Lay out both packages and measure and decide every case.
+
+    Pass 1 measures every case with one worker per side. A case that is *slower* or
+    *inconclusive* is measured again in pass 2 with fresh workers (B A A B blocks); a case
+    slower in exactly one of the two passes gets pass 3 (``retries`` bounds the extra passes).
+    Each case's verdict is :func:`final_verdict` of its pooled calls and its passes' verdicts.
+    """
     started = time.perf_counter()
     own = work is None
     work = Path(tempfile.mkdtemp(prefix="bnnbench-gate-")) if work is None else work
     work.mkdir(parents=True, exist_ok=True)
     case_list = cases(backends)
-    workers: list[Worker] = []
+    thresholds = {c.name: threshold if c.kind == "train" else compile_threshold for c in case_list}
+    blocks_of = {c.name: step_blocks if c.kind == "train" else compile_blocks for c in case_list}
+    setup: dict[str, float] = {}
     try:
         sites = [
             lay_out_package(src, work / f"site-{tag}")
             for src, tag in ((baseline_source, "baseline"), (candidate_source, "candidate"))
         ]
-        for label, site, tag in zip(labels, sites, ("baseline", "candidate"), strict=True):
-            workers.append(Worker(label, site, case_list, work / f"worker-{tag}.log"))
-        base, cand = workers
+        passes: dict[str, list[CaseResult]] = {c.name: [] for c in case_list}
+        todo = list(case_list)
+        for n in range(1 + retries):
+            if not todo:
+                break
+            done = _measure_pass(
+                todo, sites, labels, work, f"pass{n + 1}", blocks_of, n % 2 == 1, setup
+            )
+            for name, result in done.items():
+                passes[name].append(judge(result, thresholds[name], alpha))
+            verdicts = {c.name: [r.verdict for r in passes[c.name]] for c in todo}
+            if n == 0:
+                todo = [c for c in todo if verdicts[c.name][0] in ("slower", "inconclusive")]
+            else:  # a third pass only to settle one slower pass against one that was not
+                todo = [c for c in todo if verdicts[c.name].count("slower") == 1]
         results = []
         for case in case_list:
-            t = threshold if case.kind == "train" else compile_threshold
-            blocks = step_blocks if case.kind == "train" else compile_blocks
-            result = CaseResult(case)
-            measure_blocks(result, base, cand, blocks)
-            judge(result, t, alpha)
-            for retry in range(retries):
-                if result.verdict not in ("slower", "inconclusive"):
-                    break
-                measure_blocks(result, base, cand, blocks, flip=retry % 2 == 0)
-                judge(result, t, alpha)
+            runs = passes[case.name]
+            pooled = CaseResult(
+                case,
+                [x for r in runs for x in r.baseline_s],
+                [x for r in runs for x in r.candidate_s],
+                blocks=sum(r.blocks for r in runs),
+            )
+            judge(pooled, thresholds[case.name], alpha)
+            pooled.passes = [r.verdict for r in runs]
+            pooled.verdict = final_verdict(pooled.verdict, pooled.passes)
             if progress:
                 print(
-                    f"  {case.name}: {result.ratio.estimate:.3f}x "
-                    f"[{result.ratio.low:.3f}, {result.ratio.high:.3f}] p={result.p_value:.2g} "
-                    f"{result.verdict} ({result.blocks} blocks)",
+                    f"  {case.name}: {pooled.ratio.estimate:.3f}x "
+                    f"[{pooled.ratio.low:.3f}, {pooled.ratio.high:.3f}] p={pooled.p_value:.2g} "
+                    f"{pooled.verdict} (passes: {', '.join(pooled.passes)})",
                     file=sys.stderr,
                     flush=True,
                 )
-            results.append(result)
+            results.append(pooled)
         return GateReport(
             baseline=labels[0],
             candidate=labels[1],
             thresholds={"step": threshold, "compile": compile_threshold},
             alpha=alpha,
             results=results,
-            setup_s={w.label: w.setup_s for w in workers},
+            setup_s=setup,
             wall_s=time.perf_counter() - started,
         )
     finally:
-        for w in workers:
-            w.close()
         if own:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -406,12 +467,13 @@ def render(report: GateReport, fmt: Literal["text", "markdown", "json"] = "markd
             f"{r.p_value:.2g}",
             f"±{100 * r.threshold:.0f} %",
             str(r.blocks),
+            ", ".join(r.passes),
             r.verdict,
         )
         for r in report.results
     ]
     header = ("case", "unit", "baseline", "candidate", "ratio [95 %]", "p", "threshold")
-    header += ("blocks", "verdict")
+    header += ("blocks", "passes", "verdict")
     slower = [r.case.name for r in report.results if r.verdict == "slower"]
     verdict = (
         f"**Regression**: {', '.join(slower)} (exit 1)"
@@ -449,7 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=ALPHA)
     parser.add_argument("--blocks", type=int, default=STEP_BLOCKS, help="ABBA blocks a step")
     parser.add_argument("--compile-blocks", type=int, default=COMPILE_BLOCKS)
-    parser.add_argument("--retries", type=int, default=1, help="re-measures of undecided cases")
+    parser.add_argument(
+        "--retries", type=int, default=2, help="extra passes for undecided cases (default 2)"
+    )
     parser.add_argument("--out", type=Path, help="write the report (JSON) and worker logs here")
     parser.add_argument("--format", choices=("text", "markdown", "json"), default="markdown")
     args = parser.parse_args(argv)

@@ -92,7 +92,7 @@ def gate_defaults() -> dict[str, float]:
         alpha=ALPHA,
         step_blocks=STEP_BLOCKS,
         compile_blocks=COMPILE_BLOCKS,
-        retries=1,
+        retries=2,
     )
 
 

@@ -7,6 +7,7 @@ tests/unit/test_gate.py and its measured quality is committed in results/gate_qu
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from bnnbench.benchmarks.gate_quality import slowed_copy
 pytestmark = pytest.mark.smoke
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = ["--backends", "torch-ml", "--blocks", "8", "--compile-blocks", "2", "--retries", "0"]
+QUICK = ["--backends", "torch-ml", "--blocks", "8", "--compile-blocks", "2"]
 
 
 def test_an_identical_candidate_passes_and_each_side_runs_its_own_tree(tmp_path: Path):
@@ -33,9 +34,9 @@ def test_an_identical_candidate_passes_and_each_side_runs_its_own_tree(tmp_path:
     assert report["schema_version"] == 1 and report["exit_code"] == 0
     names = {r["case"]["name"]: r for r in report["results"]}
     assert set(names) == {"train torch-ml", "compile torch-ml"}
-    assert names["train torch-ml"]["blocks"] == 8
+    assert names["train torch-ml"]["blocks"] in (8, 16, 24)  # one to three passes
     assert len(names["train torch-ml"]["baseline_s"]) == len(names["train torch-ml"]["candidate_s"])
-    assert set(report["setup_s"]) == {str(REPO), "candidate"}
+    assert {f"{REPO} pass1", "candidate pass1"} <= set(report["setup_s"])  # a worker per side
 
 
 def test_a_candidate_four_times_slower_fails_the_gate(tmp_path: Path, capsys):
@@ -46,7 +47,7 @@ def test_a_candidate_four_times_slower_fails_the_gate(tmp_path: Path, capsys):
     text = capsys.readouterr().out
     assert code == 1, text
     row = next(line for line in text.splitlines() if line.startswith("train torch-ml"))
-    assert row.rstrip().endswith("slower")
+    assert re.search(r"slower, slower\s+slower$", row.rstrip()), row  # two passes, each slower
     assert "Regression: train torch-ml" in text
 
 

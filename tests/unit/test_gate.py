@@ -17,6 +17,7 @@ from bnnbench.benchmarks.gate import (
     baseline_revision,
     cases,
     export_revision,
+    final_verdict,
     judge,
     lay_out_package,
     render,
@@ -219,3 +220,12 @@ def test_the_quality_summary_counts_false_alarms_and_detections():
     table = summarise(pd.DataFrame(rows)).set_index("scenario")
     assert table.loc["aa", "false_alarm_runs"] == 1 and table.loc["aa", "runs"] == 2
     assert table.loc["step_2", "detected"] == 1 and table.loc["step_2", "false_alarm_runs"] == 0
+
+
+def test_slower_needs_two_passes_with_fresh_processes():
+    assert final_verdict("slower", ["slower", "slower"]) == "slower"
+    assert final_verdict("slower", ["slower"]) == "inconclusive"  # one process pair alone
+    assert final_verdict("slower", ["slower", "inconclusive", "unchanged"]) == "inconclusive"
+    assert final_verdict("inconclusive", ["slower", "inconclusive", "slower"]) == "slower"
+    assert final_verdict("unchanged", ["inconclusive", "unchanged"]) == "unchanged"
+    assert final_verdict("faster", ["faster"]) == "faster"
