@@ -14,8 +14,9 @@ candidate's tree against a throwaway copy of it:
 - ``compile_2``: the same for one backend's ``compile``: 2x, caught in 10 of 10.
 
 The copies are made under a temporary folder and deleted; nothing in the checkout changes.
-Writes ``runs.csv`` (one row per scenario, run and case: ratio, interval, p, verdict, blocks),
-``summary.csv`` and ``summary.md`` (the rates) in ``--out``.
+Writes ``gate_runs.csv`` (one row per scenario, run and case: ratio, interval, p, verdict, blocks),
+``summary.csv`` and ``summary.md`` (the rates) in ``--out`` (not ``runs.csv``: that name
+marks a bnnbench results folder).
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-                pd.DataFrame(rows).to_csv(args.out / "runs.csv", index=False)
+                pd.DataFrame(rows).to_csv(args.out / "gate_runs.csv", index=False)
     table = summarise(pd.DataFrame(rows))
     table.to_csv(args.out / "summary.csv", index=False)
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"

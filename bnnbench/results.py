@@ -383,6 +383,11 @@ def load_all(
         except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
             damage.append(Damage(str(root), "", f"runs.csv is unreadable ({err})"))
             continue
+        lacking = [c for c in ("run_id", "model", "backend", "status") if c not in runs]
+        if lacking and len(runs.columns):
+            problem = f"runs.csv is not a bnnbench record (no {', '.join(lacking)} column)"
+            damage.append(Damage(str(root), "", problem))
+            continue
         short = _short_rows(store.runs_path)
         if short:
             for i in sorted(short):

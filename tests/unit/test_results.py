@@ -143,3 +143,15 @@ def test_a_record_round_trips_through_a_flat_row():
     assert all(doc for _, doc in RunRecord.describe())
     with pytest.raises(ValueError, match="status"):
         RunRecord(status="done")
+
+
+def test_a_runs_csv_that_is_not_a_bnnbench_record_is_damage_not_a_crash(tmp_path):
+    """A folder whose runs.csv holds another table (e.g. a script's output) is named, not read."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "runs.csv").write_text("scenario,run,ratio\naa,0,1.0\n")
+    loaded = load_all([other])
+    assert loaded.runs.empty
+    assert [str(d) for d in loaded.damage] == [
+        f"{other}: runs.csv is not a bnnbench record (no run_id, model, backend, status column)"
+    ]
