@@ -58,7 +58,12 @@ import numpy as np
 from scipy import stats
 
 from bnnbench import evidence as ev
-from bnnbench.compare import metric_verdict
+from bnnbench.compare import (
+    DEFAULT_ALPHA,
+    DEFAULT_COMPILE_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    metric_verdict,
+)
 from bnnbench.evidence import Interval
 from bnnbench.registry import backend_info, backend_names
 from bnnbench.spec import get_spec
@@ -72,10 +77,10 @@ PINNED_THREADS = {
     "OPENBLAS_NUM_THREADS": "1",
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
 }
-#: Defaults of the decision (chosen from the measured A/A and detection runs: README).
-STEP_THRESHOLD = 0.10
-COMPILE_THRESHOLD = 0.50
-ALPHA = 0.01
+#: Defaults of the decision, ``bnnbench compare``'s (measured: README, results/gate_quality).
+STEP_THRESHOLD = DEFAULT_THRESHOLD
+COMPILE_THRESHOLD = DEFAULT_COMPILE_THRESHOLD
+ALPHA = DEFAULT_ALPHA
 #: ABBA blocks per case in the first round: steps, compile.
 STEP_BLOCKS, COMPILE_BLOCKS = 16, 3
 #: The workloads (as in benchmarks/perf/test_perf.py: moons_2x5, batch 50, 200 steps a call).

@@ -311,8 +311,8 @@ def _parser() -> argparse.ArgumentParser:
         "--threshold",
         type=_threshold,
         default=COMPARE_DEFAULTS["threshold"],
-        help="steady-step (and benchmark) change that matters, relative (default 0.10, "
-        "provisional)",
+        help="steady-step (and benchmark) change that matters, relative (default 0.10: the "
+        "CI gate's, no false alarm in its measured A/A runs)",
     )
     compare.add_argument(
         "--compile-threshold",

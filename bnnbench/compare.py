@@ -51,9 +51,9 @@ comparable`` (the reason is said); ``allow_other_machine`` compares them anyway 
 * ``unchanged`` when the interval lies within :math:`[1/(1+t),\ 1+t]`;
 * ``inconclusive`` otherwise: re-run (more seeds, an idle machine).
 
-Thresholds: steady step :data:`DEFAULT_THRESHOLD` (provisional, until the false-alarm rate of the
-gate is measured), compile :data:`DEFAULT_COMPILE_THRESHOLD` (compile times swing far more),
-predictive :data:`DEFAULT_PREDICT_THRESHOLD` (a one-shot phase too), memory
+Thresholds: steady step :data:`DEFAULT_THRESHOLD` (the CI gate's: no false alarm in its 10
+measured A/A runs, results/gate_quality), compile :data:`DEFAULT_COMPILE_THRESHOLD` (compile
+times swing far more), predictive :data:`DEFAULT_PREDICT_THRESHOLD` (a one-shot phase too), memory
 :data:`DEFAULT_MEMORY_THRESHOLD`.
 
 **Verdict of a cell**: the worst of its *gated* metrics, ``step_ms`` and ``compile_s`` (slower >
@@ -1561,7 +1561,7 @@ def _thresholds_text(report: ComparisonReport) -> str:
         "benchmark": "per call",
     }
     parts = [f"{names.get(k, k)} ±{_pct(v)}" for k, v in report.thresholds.items()]
-    return f"thresholds: {', '.join(parts)} (steady step provisional); alpha {report.alpha:g}"
+    return f"thresholds: {', '.join(parts)}; alpha {report.alpha:g}"
 
 
 def _details(report: ComparisonReport) -> list[str]:
