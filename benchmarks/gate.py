@@ -12,8 +12,9 @@ job falls on both sides alike), the randomised A/B ("duet") design that the lite
 far more accurate on shared machines than comparing with a stored run.
 
 **Cases** (the perf suite's workloads, :mod:`bnnbench.benchmarks.perf.test_perf`): per backend,
-the steady-state ``moons_2x5`` step (a call = ``steps_per_call`` steps) and compiling a new
-session's step.
+the steady-state ``moons_2x5`` step (a call = ``steps_per_call`` steps, sized per backend so
+that a call takes about 0.1 s on the 2-core reference machine: :data:`STEPS_PER_CALL`; shorter
+calls let scheduler jitter dominate the ratio) and compiling a new session's step.
 
 **Decision**, per case: a ratio :math:`r` candidate/baseline with a 95 % interval and a test.
 
@@ -82,9 +83,14 @@ STEP_THRESHOLD = DEFAULT_THRESHOLD
 COMPILE_THRESHOLD = DEFAULT_COMPILE_THRESHOLD
 ALPHA = DEFAULT_ALPHA
 #: ABBA blocks per case in the first round: steps, compile.
-STEP_BLOCKS, COMPILE_BLOCKS = 16, 3
-#: The workloads (as in benchmarks/perf/test_perf.py: moons_2x5, batch 50, 200 steps a call).
-MODEL, BATCH_SIZE, STEPS_PER_CALL = "moons_2x5", 50, 200
+STEP_BLOCKS, COMPILE_BLOCKS = 20, 3
+#: The workloads (as in benchmarks/perf/test_perf.py: moons_2x5, batch 50).
+MODEL, BATCH_SIZE = "moons_2x5", 50
+#: Steps in one timed call, per backend: about 0.1 s a call on the 2-core reference VM
+#: (results/default: PyMC 0.1 ms, NumPyro 0.065 ms, Pyro 1.8 ms, torch-ml 0.5 ms a step).
+#: A backend not listed gets :data:`DEFAULT_STEPS_PER_CALL`.
+STEPS_PER_CALL = {"pymc": 1000, "numpyro": 1500, "pyro": 60, "torch-ml": 200}
+DEFAULT_STEPS_PER_CALL = 200
 
 CaseKind = Literal["train", "compile"]
 Verdict = Literal["slower", "faster", "unchanged", "inconclusive", "no data"]
@@ -103,7 +109,7 @@ class Case:
     backend: str
     model: str = MODEL
     batch_size: int = BATCH_SIZE
-    steps_per_call: int = STEPS_PER_CALL
+    steps_per_call: int = DEFAULT_STEPS_PER_CALL
     device: str = "cpu"
 
 
@@ -164,7 +170,15 @@ def cases(backends: list[str] | None = None, device: str = "cpu") -> list[Case]:
         if b in implemented and not backend_info(b).missing_packages()
     ]
     return [
-        Case(f"{kind} {b}", kind, b, device=device) for kind in ("train", "compile") for b in names
+        Case(
+            f"{kind} {b}",
+            kind,
+            b,
+            steps_per_call=STEPS_PER_CALL.get(b, DEFAULT_STEPS_PER_CALL),
+            device=device,
+        )
+        for kind in ("train", "compile")
+        for b in names
     ]
 
 

@@ -24,7 +24,7 @@ from typing import NoReturn
 from bnnbench.config import with_float_x
 from bnnbench.datasets import FETCHABLE
 from bnnbench.spec import SPEC_NAMES, specs_with_nuts_reference
-from bnnbench.types import BACKENDS, BAYESIAN_BACKENDS, DEVICES, PROFILES
+from bnnbench.types import BACKENDS, BAYESIAN_BACKENDS, DEVICES, EXECUTORS, PROFILES
 
 __all__ = ["main"]
 
@@ -184,6 +184,23 @@ def _parser() -> argparse.ArgumentParser:
         help="before each cell, wait until other processes use less than half a core; stop "
         "(exit 1) if they do not within SECONDS (default 60). Without it, cells timed on a busy "
         "machine are run and flagged (host_busy)",
+    )
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: one cell after another on this machine (default); ray: every cell a task "
+        "of a Ray cluster (pip install 'bnnbench[ray]'), this process writing the results",
+    )
+    run.add_argument(
+        "--address",
+        help="with --executor ray: the cluster to join (auto: the one this machine belongs to; "
+        "host:port of its head); default: start a local Ray instance",
+    )
+    run.add_argument(
+        "--cpus-per-cell",
+        type=_positive_int,
+        help="with --executor ray: CPU cores each cell's task reserves and uses (default 2)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -467,6 +484,7 @@ def _plan(args: argparse.Namespace) -> list:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bnnbench.harness import MachineBusyError, run_cells
+    from bnnbench.ray_executor import RayUnavailableError
     from bnnbench.results import ResultStore
     from bnnbench.safety import (
         DirInUseError,
@@ -477,6 +495,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
     cells = _plan(args)  # every cell validated before anything is touched
+    ray_options: dict[str, object] = {}
+    if args.executor == "ray":
+        from bnnbench.ray_executor import ray_available
+
+        if not ray_available():
+            _bad_input("run", "--executor ray needs Ray: pip install 'bnnbench[ray]'")
+        if args.require_idle is not None:
+            _bad_input("run", "--require-idle applies to the local executor only")
+        ray_options = {"address": args.address}
+        if args.cpus_per_cell is not None:
+            ray_options["cpus_per_cell"] = args.cpus_per_cell
+    elif args.address or args.cpus_per_cell is not None:
+        _bad_input("run", "--address and --cpus-per-cell need --executor ray")
     problem = out_dir_problem(args.out)
     if problem is None and args.overwrite:
         problem = overwrite_problem(args.out)
@@ -507,7 +538,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             require_idle=args.require_idle,
             lock=lock,
+            executor=args.executor,
+            ray_options=ray_options,
         )
+    except RayUnavailableError as err:
+        _say(f"bnnbench run: error: {err}")
+        return 2
     except KeyboardInterrupt as err:
         signum = err.signum if isinstance(err, _Stopped) else signal.SIGINT
         try:

@@ -1,5 +1,9 @@
 """Plans a suite's cells and runs each in its own process, recording results as they end.
 
+Cells run one after another on this machine (``executor="local"``, the default) or as tasks
+of a Ray cluster (``executor="ray"``, :mod:`bnnbench.ray_executor`); either way each cell is
+the same code (:mod:`bnnbench.execution`) and this process alone writes the results folder.
+
 A run holds its results folder's lock (:class:`bnnbench.safety.ResultsLock`) while it writes;
 each cell's process dies with the run (:func:`bnnbench.safety.child_process_options`), starts
 with ``python -P`` (the working directory cannot shadow the package) and is timed beside a
@@ -8,16 +12,12 @@ measure of the machine's load (:class:`bnnbench.safety.HostLoadSampler`).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from itertools import product
@@ -26,21 +26,27 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from bnnbench.config import CellConfig, with_float_x
-from bnnbench.provenance import BACKEND_DISTRIBUTIONS, environment
-from bnnbench.registry import backend_info, missing_packages
+from bnnbench.config import CellConfig
+from bnnbench.execution import (
+    base_row,
+    cell_environment,
+    collect_cell,
+    execute_cell,
+    prepare_run_dir,
+    report_row,
+    run_calibration,
+    unavailable_row,
+)
+from bnnbench.provenance import environment
 from bnnbench.results import ResultStore, atomic_write_text
 from bnnbench.safety import (
     BUSY_OTHER_CORES,
-    HostLoadSampler,
     ResultsLock,
-    child_process_options,
-    describe_exit,
     wait_until_idle,
     write_marker,
 )
 from bnnbench.spec import SPEC_NAMES, get_spec
-from bnnbench.types import BACKENDS, DEVICES, PROFILES
+from bnnbench.types import BACKENDS, DEVICES, PROFILES, Executor
 
 __all__ = [
     "MachineBusyError",
@@ -259,158 +265,6 @@ def plan_suite(
     return cells
 
 
-def cell_environment(cfg: CellConfig) -> dict[str, str]:
-    """The cell process's environment: precision and platform are fixed before any import."""
-    env = dict(os.environ)
-    float_x = "float64" if cfg.profile == "native" else "float32"
-    env["PYTENSOR_FLAGS"] = with_float_x(env.get("PYTENSOR_FLAGS", ""), float_x)
-    env["JAX_PLATFORMS"] = "cuda,cpu" if cfg.device == "gpu" else "cpu"
-    env["JAX_ENABLE_X64"] = "0"
-    env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-    if cfg.device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _base_row(cfg: CellConfig, env: dict) -> dict[str, object]:
-    row = {"run_id": cfg.run_id, **asdict(cfg)}
-    row.pop("timeout_s")
-    dists = BACKEND_DISTRIBUTIONS[cfg.backend]
-    row.update(
-        backend_version=env["packages"].get(dists[0], ""),
-        runtime_version=env["packages"].get(dists[1], ""),
-        python_version=env["python"],
-        numpy_version=env["packages"].get("numpy", ""),
-        bnnbench_version=env["bnnbench"],
-        git_revision=env["git_revision"],
-        git_diff_sha256=env.get("git_diff_sha256", ""),
-        host=env["host"],
-        cpu=env["cpu"],
-        gpu=env["gpu"],
-        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    )
-    return row
-
-
-def _tail(path: Path, lines: int = 6) -> str:
-    if not path.exists():
-        return ""
-    return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-
-
-def _remove_temporaries(run_dir: Path) -> None:
-    """Half-written files (``.<name>.<random>.tmp``) of a cell that was killed mid-write."""
-    for tmp in run_dir.rglob("*.tmp"):
-        tmp.unlink(missing_ok=True)
-
-
-def _stop(proc: subprocess.Popen, own_group: bool) -> None:
-    """Kill a cell (its whole process group when it leads one) and reap it."""
-    try:
-        if own_group:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def cell_command(run_dir: Path) -> list[str]:
-    """``python -P -m bnnbench.cell RUN_DIR``: ``-P`` keeps the working directory off the path,
-    so a folder called ``bnnbench`` there cannot shadow the installed package."""
-    return [sys.executable, "-P", "-m", "bnnbench.cell", str(run_dir)]
-
-
-def run_one(cfg: CellConfig, store: ResultStore, env_info: dict) -> dict[str, object]:
-    """Run one cell in a fresh process and record it; returns its ``runs.csv`` row.
-
-    The row gains the host's load while the cell ran (``host_load_avg_1m``,
-    ``host_other_cpu_pct``, ``host_steal_pct``, ``host_busy``; see
-    :class:`bnnbench.safety.HostLoad`). Ctrl-C (or SIGTERM/SIGHUP turned into it) kills the cell
-    and records nothing for it.
-    """
-    row = _base_row(cfg, env_info)
-    missing = missing_packages(cfg.backend)
-    if missing:
-        extra = backend_info(cfg.backend).extra
-        row.update(
-            status="unavailable",
-            error=f"not installed: {', '.join(missing)} (pip install 'bnnbench[{extra}]')",
-        )
-        store.record(row)
-        return row
-
-    run_dir = store.run_dir(cfg.run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "result.json").unlink(missing_ok=True)
-    _remove_temporaries(run_dir)
-    atomic_write_text(run_dir / "config.json", cfg.to_json())
-    log_path = run_dir / "cell.log"
-    options = child_process_options()
-    own_group = bool(options.get("start_new_session"))
-    started = time.perf_counter()
-    sampler = HostLoadSampler()
-    with open(log_path, "w") as log:
-        sampler.start()
-        try:
-            proc = subprocess.Popen(
-                cell_command(run_dir),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=cell_environment(cfg),
-                **options,  # type: ignore[arg-type]
-            )
-        except BaseException:
-            sampler.stop()
-            raise
-        try:
-            proc.wait(timeout=cfg.timeout_s)
-        except subprocess.TimeoutExpired:
-            _stop(proc, own_group)
-            _remove_temporaries(run_dir)
-            row.update(
-                status="failed",
-                error=f"timed out after {cfg.timeout_s:g} s",
-                cell_wall_s=time.perf_counter() - started,
-                **sampler.stop().row(),
-            )
-            store.record(row)
-            return row
-        except BaseException:  # Ctrl-C: stop the cell, record nothing for it
-            _stop(proc, own_group)
-            sampler.stop()
-            _remove_temporaries(run_dir)
-            raise
-    load = sampler.stop()
-    _remove_temporaries(run_dir)
-    wall_s = time.perf_counter() - started
-    result_path = run_dir / "result.json"
-    try:
-        result = json.loads(result_path.read_text()) if result_path.exists() else None
-    except (OSError, ValueError) as err:
-        result = {"status": "failed", "error": f"unreadable result.json: {err}"}
-    if result is None:
-        row.update(
-            status="failed",
-            error=f"cell process {describe_exit(proc.returncode)}: {_tail(log_path)}",
-            cell_wall_s=wall_s,
-            **load.row(),
-        )
-        store.record(row)
-        return row
-    trace_points = result.pop("trace", None)
-    row.update({k: v for k, v in result.items() if v != "" or k not in row})
-    row.update(load.row())
-    row.setdefault("cell_wall_s", wall_s)
-    trace = None
-    if trace_points:
-        trace = pd.DataFrame(trace_points).assign(run_id=cfg.run_id)
-    store.record(row, trace)
-    return row
-
-
 def calibrate_devices(
     out_dir: Path, devices: Iterable[str], *, force: bool = False, verbose: bool = False
 ) -> bool:
@@ -428,15 +282,7 @@ def calibrate_devices(
     for device in devices:
         if calibration_path(out_dir, device).exists() and not force:
             continue
-        probe = CellConfig.from_defaults("moons_2x5", "numpyro", "matched", device, 0)  # type: ignore[arg-type]
-        command = [sys.executable, "-P", "-m", "bnnbench.roofline", "calibrate"]
-        proc = subprocess.run(
-            [*command, "--device", device, "--out", str(out_dir)],
-            env=cell_environment(probe),
-            capture_output=True,
-            text=True,
-            **child_process_options(),  # type: ignore[arg-type]
-        )
+        proc = run_calibration(device, out_dir)
         if verbose or proc.returncode != 0:
             print(proc.stdout.rstrip(), file=sys.stderr if proc.returncode else sys.stdout)
         if proc.returncode != 0:
@@ -444,6 +290,25 @@ def calibrate_devices(
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             print(f"calibration of {device} failed: {last}", file=sys.stderr)
     return ok
+
+
+def run_one(cfg: CellConfig, store: ResultStore, env_info: dict) -> dict[str, object]:
+    """Run one cell in a fresh process and record it; returns its ``runs.csv`` row.
+
+    The row gains the host's load while the cell ran (``host_load_avg_1m``,
+    ``host_other_cpu_pct``, ``host_steal_pct``, ``host_busy``; see
+    :class:`bnnbench.safety.HostLoad`). Ctrl-C (or SIGTERM/SIGHUP turned into it) kills the cell
+    and records nothing for it.
+    """
+    row = unavailable_row(cfg, env_info)
+    if row is not None:
+        store.record(row)
+        return row
+    row = base_row(cfg, env_info)
+    run_dir = store.run_dir(cfg.run_id)
+    prepare_run_dir(cfg, run_dir)
+    execution = execute_cell(cfg, run_dir)
+    return collect_cell(store, row, run_dir, execution)
 
 
 def run_cells(
@@ -454,6 +319,8 @@ def run_cells(
     progress: bool = True,
     require_idle: float | None = None,
     lock: ResultsLock | None = None,
+    executor: Executor = "local",
+    ray_options: Mapping[str, object] | None = None,
 ) -> pd.DataFrame:
     """Run ``cells`` into ``out_dir`` one process each; returns this call's rows.
 
@@ -462,11 +329,17 @@ def run_cells(
     have changed). The folder's lock is held throughout (``lock``: one the caller already holds;
     a second writer gets :class:`bnnbench.safety.DirInUseError`). With ``require_idle`` (seconds),
     each cell waits until other processes use less than ``BUSY_OTHER_CORES`` cores, and the run
-    stops with :class:`MachineBusyError` when they do not within that time.
+    stops with :class:`MachineBusyError` when they do not within that time (local executor).
+
+    ``executor="ray"`` runs the cells as tasks of a Ray cluster
+    (:func:`bnnbench.ray_executor.run_on_ray`; ``ray_options``: its ``address``,
+    ``cpus_per_cell``); this process still writes every result.
     """
     held = lock if lock is not None else ResultsLock(out_dir).acquire()
     try:
-        return _run_locked(list(cells), out_dir, resume, progress, require_idle)
+        return _run_locked(
+            list(cells), out_dir, resume, progress, require_idle, executor, ray_options or {}
+        )
     finally:
         if lock is None:
             held.release()
@@ -478,6 +351,8 @@ def _run_locked(
     resume: bool,
     progress: bool,
     require_idle: float | None,
+    executor: Executor,
+    ray_options: Mapping[str, object],
 ) -> pd.DataFrame:
     store = ResultStore(out_dir)
     finished = store.finished_run_ids() if resume else set()
@@ -487,9 +362,9 @@ def _run_locked(
     write_marker(out_dir)
     for tmp in out_dir.glob(".*.tmp"):  # a write cut short by a run killed before this one
         tmp.unlink(missing_ok=True)
-    atomic_write_text(out_dir / "env.json", json.dumps(env_info, indent=2))
-    # The machine's ceilings, so that every cell can record its roofline floor.
-    calibrate_devices(out_dir, sorted({c.device for c in todo}))
+    atomic_write_text(
+        out_dir / "env.json", json.dumps({**env_info, "executor": executor}, indent=2)
+    )
     bar = tqdm(
         total=len(cells),
         initial=len(cells) - len(todo),
@@ -498,8 +373,14 @@ def _run_locked(
         desc="bnnbench",
         dynamic_ncols=True,
     )
-    rows = []
     try:
+        if executor == "ray":
+            from bnnbench.ray_executor import run_on_ray
+
+            return pd.DataFrame(run_on_ray(todo, store, env_info, bar, **ray_options))
+        # The machine's ceilings, so that every cell can record its roofline floor.
+        calibrate_devices(out_dir, sorted({c.device for c in todo}))
+        rows = []
         for cfg in todo:
             bar.set_postfix_str(
                 f"{cfg.model}/{cfg.backend}/{cfg.profile}/{cfg.device}/seed{cfg.seed}"
@@ -515,16 +396,10 @@ def _run_locked(
             row = run_one(cfg, store, env_info)
             rows.append(row)
             bar.update(1)
-            if row["status"] != "ok":
-                bar.write(f"{cfg.run_id}: {row['status']}: {row.get('error', '')}")
-            elif row.get("host_busy"):
-                bar.write(
-                    f"{cfg.run_id}: timed on a busy machine (other processes used "
-                    f"{row['host_other_cpu_pct']:.0f}% of the CPUs; load {row['host_load_avg_1m']})"
-                )
+            report_row(bar, row)
+        return pd.DataFrame(rows)
     finally:
         try:
             bar.close()
         except OSError:  # a terminal closed under us (SIGHUP): keep the exception that stopped us
             pass
-    return pd.DataFrame(rows)

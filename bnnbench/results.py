@@ -43,6 +43,7 @@ __all__ = [
     "Loaded",
     "ResultStore",
     "SchemaVersionError",
+    "atomic_write_bytes",
     "atomic_write_text",
     "find_reference",
     "inference_data",
@@ -67,12 +68,21 @@ class SchemaVersionError(ValueError):
 # ------------------------------------------------------------------------------------ writing
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
+    _atomic_write(path, text, "w")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
+    _atomic_write(path, data, "wb")
+
+
+def _atomic_write(path: Path, data: str | bytes, mode: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode) as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)

@@ -186,6 +186,13 @@ class ModelSpec:
         loading the data).
     nuts_reference
         Whether full-data NUTS is affordable for this spec (``bnnbench reference`` offers it).
+    cell_memory_mb
+        Host memory one cell of this spec needs (the largest ``peak_rss_mb`` of any backend in
+        the committed results, rounded up with head room): what a cluster scheduler reserves
+        for it (``bnnbench run --executor ray``).
+    gpu_fraction
+        Share of one GPU a GPU cell of this spec needs when cells share a device (1.0: a GPU
+        of its own). Below 1, JAX is limited to that share of the device's memory.
     """
 
     name: str
@@ -210,6 +217,8 @@ class ModelSpec:
     tutorials: tuple[TutorialAnchor, ...] = ()
     n_train: int | None = None
     nuts_reference: bool = False
+    cell_memory_mb: int = 2_000
+    gpu_fraction: float = 1.0
 
     @property
     def param_dims(self) -> dict[str, tuple[str, ...]]:

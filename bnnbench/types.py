@@ -12,10 +12,12 @@ __all__ = [
     "BACKENDS",
     "BAYESIAN_BACKENDS",
     "DEVICES",
+    "EXECUTORS",
     "PROFILES",
     "STATUSES",
     "BackendName",
     "Device",
+    "Executor",
     "ProfileName",
     "Status",
 ]
@@ -24,6 +26,8 @@ __all__ = [
 BackendName = str
 ProfileName = Literal["matched", "tuned", "native"]
 Device = Literal["cpu", "gpu"]
+#: Where a run's cells execute: one after another on this machine, or as tasks of a Ray cluster.
+Executor = Literal["local", "ray"]
 #: ``diverged``: the loss exploded (non-finite, or finite but far beyond where it started).
 Status = Literal["ok", "failed", "diverged", "unavailable", "unsupported"]
 
@@ -33,4 +37,5 @@ BACKENDS: tuple[str, ...] = backend_names()
 BAYESIAN_BACKENDS: tuple[str, ...] = backend_names(bayesian_only=True)
 PROFILES: tuple[str, ...] = get_args(ProfileName)
 DEVICES: tuple[str, ...] = get_args(Device)
+EXECUTORS: tuple[str, ...] = get_args(Executor)
 STATUSES: tuple[str, ...] = get_args(Status)

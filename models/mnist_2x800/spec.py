@@ -191,6 +191,7 @@ def draw_cost(n_points: int) -> WorkCost:
 
 SPEC = ModelSpec(
     name="mnist_2x800",
+    cell_memory_mb=7_000,  # peak_rss_mb of the committed results, with head room
     description="MNIST, 784 -> 800 -> 800 -> 10 tanh, N(0, 0.1^2) weights and biases, softmax",
     params=tuple(
         ParamSpec(name, shape, "Normal(0, 0.1)", _normal_prior, init_sd=PRIOR_SD, dims=dims)

@@ -113,6 +113,7 @@ def draw_cost(n_points: int) -> WorkCost:
 
 SPEC = ModelSpec(
     name="mnist_2x800_hier",
+    cell_memory_mb=5_000,  # peak_rss_mb of the committed results, with head room
     description="mnist_2x800 with sigma_k ~ HalfNormal(1), W_k ~ N(0, sigma_k^2) per tensor",
     params=(
         *(

@@ -129,6 +129,7 @@ def draw_cost(n_points: int) -> WorkCost:
 
 SPEC = ModelSpec(
     name="moons_2x5",
+    cell_memory_mb=1_500,  # peak_rss_mb of the committed results, with head room
     description="two moons, 2 -> 5 -> 5 -> 1 tanh, no biases, N(0, 1) weights, Bernoulli-logit",
     params=(
         ParamSpec(

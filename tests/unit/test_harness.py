@@ -56,7 +56,11 @@ def test_cell_environment_fixes_precision_before_import(profile, float_x):
 
 
 def test_missing_package_makes_cells_unavailable(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(harness, "missing_packages", lambda b: ["pyro-ppl"] if b == "pyro" else [])
+    import bnnbench.execution as execution
+
+    monkeypatch.setattr(
+        execution, "missing_packages", lambda b: ["pyro-ppl"] if b == "pyro" else []
+    )
     cfg = CellConfig.from_defaults("moons_2x5", "pyro", "matched", "cpu", 0)
     row = harness.run_one(cfg, ResultStore(tmp_path), harness.environment())
     assert row["status"] == "unavailable" and "pyro-ppl" in row["error"]
@@ -103,7 +107,9 @@ def test_a_killed_cell_names_the_signal(tmp_path: Path):
 
 
 def test_cells_start_immune_to_the_working_directory():
-    command = harness.cell_command(Path("run"))
+    from bnnbench.execution import cell_command
+
+    command = cell_command(Path("run"))
     assert command[1:4] == ["-P", "-m", "bnnbench.cell"]
 
 
