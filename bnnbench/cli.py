@@ -108,14 +108,8 @@ def _alpha(text: str) -> float:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="bnnbench",
-        description="Benchmark Bayesian neural networks across PyMC, Pyro and NumPyro.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="run benchmark cells, each in its own process")
+def _add_cell_arguments(run: argparse.ArgumentParser) -> None:
+    """The arguments that choose a run's cells (``run`` and ``plan`` share them)."""
     run.add_argument(
         "--suite",
         help="a named suite from benchmarks/suites (see `bnnbench list`) or the path of a suite "
@@ -162,6 +156,17 @@ def _parser() -> argparse.ArgumentParser:
         help="posterior-predictive draws (default: the spec's, 500 for moons)",
     )
     run.add_argument("--timeout-s", type=float, help="wall-clock limit per cell (default 1800)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="bnnbench",
+        description="Benchmark Bayesian neural networks across PyMC, Pyro and NumPyro.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run benchmark cells, each in its own process")
+    _add_cell_arguments(run)
     run.add_argument("--out", type=Path, required=True, help="results folder")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument(
@@ -401,6 +406,27 @@ def _parser() -> argparse.ArgumentParser:
     reference.add_argument("--samples", type=int, default=1000, help="draws per chain")
     reference.add_argument("--seed", type=int, default=0)
 
+    plan = sub.add_parser(
+        "plan",
+        help="predict a suite's duration, makespan and GPU-hours on a cluster from stored results",
+    )
+    _add_cell_arguments(plan)
+    plan.add_argument("--gpus", type=int, default=0, help="GPUs of the cluster (default 0)")
+    plan.add_argument(
+        "--cpus", type=int, help="CPU cores of the cluster for CPU cells (default: this machine's)"
+    )
+    plan.add_argument(
+        "--cpus-per-cell", type=_positive_int, default=2, help="cores a CPU cell uses (default 2)"
+    )
+    plan.add_argument(
+        "--results",
+        nargs="+",
+        type=Path,
+        help="results folders whose records time the cells (default: every folder under "
+        "./results that holds a runs.csv)",
+    )
+    plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+
     sub.add_parser("list", help="list specs, backends, profiles, devices and suites")
     return parser
 
@@ -438,7 +464,7 @@ def _bad_input(command: str, message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _plan(args: argparse.Namespace) -> list:
+def _plan(args: argparse.Namespace, command: str = "run") -> list:
     from bnnbench.harness import load_suite, plan_cells, plan_suite
 
     overrides = dict(
@@ -470,16 +496,43 @@ def _plan(args: argparse.Namespace) -> list:
                 **overrides,
             )
         else:
-            _bad_input("run", "give --suite NAME|FILE or --models MODEL ...")
+            _bad_input(command, "give --suite NAME|FILE or --models MODEL ...")
     except ValueError as err:
-        _bad_input("run", str(err))
+        _bad_input(command, str(err))
     if not cells:
         _bad_input(
-            "run",
+            command,
             f"the plan has no cells: --models/--backends/--profile/--device select none of "
             f"suite {args.suite}'s cells",
         )
     return cells
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from bnnbench.plan import PlanError, plan, render
+
+    cells = _plan(args, "plan")
+    if args.gpus < 0 or (args.cpus is not None and args.cpus < 0):
+        _bad_input("plan", "--gpus and --cpus must be 0 or more")
+    dirs = args.results
+    if dirs is None:
+        dirs = sorted(p.parent for p in Path("results").glob("*/runs.csv"))
+    missing = [d for d in dirs if not (d / "runs.csv").is_file()]
+    if missing:
+        _bad_input("plan", f"{missing[0]} holds no runs.csv (not a bnnbench results folder)")
+    try:
+        result = plan(
+            args.suite or "(cells chosen by --models)",
+            cells,
+            dirs,
+            gpus=args.gpus,
+            cpus=(os.cpu_count() or 1) if args.cpus is None else args.cpus,
+            cpus_per_cell=args.cpus_per_cell,
+        )
+    except PlanError as err:
+        _bad_input("plan", str(err))
+    print(render(result, args.format), end="")
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -814,7 +867,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             )
     except CompareInputError as err:
         _bad_input("compare", str(err))
-    print(render(report, args.format), end="")
+    text = render(report, args.format)
+    print(text, end="" if text.endswith("\n") else "\n", flush=True)  # before stderr's line
     if report.exit_code == 2:
         _say(f"bnnbench compare: error: {report.error}")
     elif report.exit_code == 1:
@@ -916,6 +970,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_calibrate(args)
         if args.command == "reference":
             return _cmd_reference(args)
+        if args.command == "plan":
+            return _cmd_plan(args)
         return _cmd_list()
     except OSError as err:  # disk full, read-only folder, permissions: one line, no traceback
         where = f": {err.filename}" if err.filename else ""

@@ -140,8 +140,11 @@ DEFAULT_PREDICT_THRESHOLD = 0.5
 DEFAULT_MEMORY_THRESHOLD = 0.10
 #: Significance level of every test.
 DEFAULT_ALPHA = 0.01
-#: Calibrations (matmul FLOP/s) further apart than this are another machine.
-CALIBRATION_TOLERANCE = 0.10
+#: Calibrations (matmul FLOP/s) further apart than this are another machine. One 2-core VM
+#: measured 148 to 183 GFLOP/s on one day (results/*/calibration-cpu.json and issue 14's
+#: 148): a single calibration swings by up to ~24 % on the same machine, so only a larger gap
+#: says "another machine" (a different CPU model is caught by the ``cpu`` field anyway).
+CALIBRATION_TOLERANCE = 0.35
 #: −ELBO/datum rises smaller than this (relative) are never a quality regression.
 ELBO_REL_MARGIN = 0.05
 #: The settings that pair two results' cells: the cell key without the seed.

@@ -28,6 +28,7 @@ Each run folder also gets ``executor.json``: the node, the task's GPU ids and
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import platform
@@ -50,7 +51,13 @@ from bnnbench.execution import (
     run_calibration,
     unavailable_row,
 )
-from bnnbench.results import REFERENCE_FILE, ResultStore, atomic_write_bytes, find_reference
+from bnnbench.results import (
+    REFERENCE_FILE,
+    ResultStore,
+    atomic_write_bytes,
+    atomic_write_text,
+    find_reference,
+)
 from bnnbench.spec import get_spec
 
 __all__ = ["RayUnavailableError", "TaskResources", "ray_available", "run_on_ray"]
@@ -128,6 +135,7 @@ def run_cell_task(
     reference posterior the cell evaluates against), by path relative to the results folder.
     Returns the run folder's files, how the process ended and where it ran.
     """
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     cfg = CellConfig.from_json(cfg_json)
     res = TaskResources(**resources)  # type: ignore[arg-type]
     scratch = Path(tempfile.mkdtemp(prefix="bnnbench-cell-"))
@@ -143,7 +151,7 @@ def run_cell_task(
         return {
             "execution": asdict(execution),
             "files": _read_files(run_dir),
-            "context": _task_context(),
+            "context": {**_task_context(), "started_at": started_at},
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -167,26 +175,39 @@ def calibrate_task(device: str, threads: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- the driver
-def connect(address: str | None) -> str:
+def connect(address: str | None) -> tuple[str, bool]:
     """Join the cluster at ``address`` (``"auto"``: the one this machine belongs to), or start
-    a local Ray instance; returns a description. :class:`RayUnavailableError` when it cannot."""
+    a local Ray instance; returns a description and whether this call connected (and so
+    should disconnect). :class:`RayUnavailableError` when it cannot.
+
+    Ray puts the driver's working directory on every worker's ``sys.path``; a checkout's
+    ``bnnbench/`` source folder there would shadow the installed package on the workers (it
+    lacks ``models``, ``datasets`` and ``benchmarks``, which an install maps in). The driver
+    therefore connects from an empty folder.
+    """
     try:
         import ray
     except ImportError:
         raise RayUnavailableError("--executor ray needs Ray: pip install 'bnnbench[ray]'") from None
     if ray.is_initialized():
-        return "the Ray instance this process already joined"
+        return "the Ray instance this process already joined", False
     options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
+    here = Path.cwd()
+    neutral = Path(tempfile.mkdtemp(prefix="bnnbench-ray-driver-"))
+    os.chdir(neutral)
     try:
         if address:
             ray.init(address=address, **options)
-            return f"the Ray cluster at {address}"
+            return f"the Ray cluster at {address}", True
         ray.init(include_dashboard=False, **options)
+        return "a local Ray instance", True
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"at {address}" if address else "locally"
         first = " ".join(str(err).split())[:300]
         raise RayUnavailableError(f"cannot start or join Ray {where}: {first}") from None
-    return "a local Ray instance"
+    finally:
+        os.chdir(here)
+        shutil.rmtree(neutral, ignore_errors=True)
 
 
 def _ship_files(store: ResultStore, cfg: CellConfig) -> dict[str, bytes]:
@@ -273,8 +294,10 @@ def _record_answer(
         node_row = base_row(cfg, {**node_env, "git_revision": row["git_revision"]})
         for key in ("host", "cpu", "gpu", "python_version", "backend_version", "runtime_version"):
             row[key] = node_row[key]
-    (run_dir / "executor.json").write_text(
-        json.dumps({"executor": "ray", **context, "resources": asdict(resources)}, indent=2)
+    row["started_at"] = context["started_at"]  # when the node started it (not when queued)
+    atomic_write_text(
+        run_dir / "executor.json",
+        json.dumps({"executor": "ray", **context, "resources": asdict(resources)}, indent=2),
     )
     return collect_cell(store, row, run_dir, CellExecution(**answer["execution"]))
 
@@ -301,7 +324,24 @@ def run_on_ray(
     """
     import ray
 
-    where = connect(address)
+    where, connected = connect(address)
+    try:
+        return _run_connected(cells, store, env_info, bar, where, cpus_per_cell)
+    finally:
+        if connected:
+            ray.shutdown()
+
+
+def _run_connected(
+    cells: list[CellConfig],
+    store: ResultStore,
+    env_info: dict,
+    bar: Any,
+    where: str,
+    cpus_per_cell: float,
+) -> list[dict[str, object]]:
+    import ray
+
     bar.write(f"bnnbench: {len(cells)} cells on {where}")
     rows: list[dict[str, object]] = []
     todo = []
