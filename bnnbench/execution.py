@@ -150,9 +150,12 @@ def _stop(proc: subprocess.Popen, own_group: bool) -> None:
 
 
 def execute_cell(
-    cfg: CellConfig, run_dir: Path, env: dict[str, str] | None = None
+    cfg: CellConfig, run_dir: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> CellExecution:
     """Run the prepared cell in ``run_dir`` in its own process, at most ``cfg.timeout_s``.
+
+    ``env``: its environment (default :func:`cell_environment`); ``cwd``: its working folder
+    (default this process's; a cluster task gives its own scratch folder).
 
     Its output goes to ``run_dir/cell.log``. The process dies with this one
     (:func:`bnnbench.safety.child_process_options`). Ctrl-C (or SIGTERM/SIGHUP turned into it)
@@ -170,6 +173,7 @@ def execute_cell(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env if env is not None else cell_environment(cfg),
+                cwd=cwd,
                 **options,  # type: ignore[arg-type]
             )
         except BaseException:

@@ -147,7 +147,7 @@ def run_cell_task(
             target.write_bytes(data)
         run_dir = results / cfg.run_id
         prepare_run_dir(cfg, run_dir)
-        execution = execute_cell(cfg, run_dir, env=_node_environment(cfg, res))
+        execution = execute_cell(cfg, run_dir, env=_node_environment(cfg, res), cwd=scratch)
         return {
             "execution": asdict(execution),
             "files": _read_files(run_dir),
@@ -175,15 +175,16 @@ def calibrate_task(device: str, threads: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- the driver
-def connect(address: str | None) -> tuple[str, bool]:
+def connect(address: str | None, workdir: Path) -> tuple[str, bool]:
     """Join the cluster at ``address`` (``"auto"``: the one this machine belongs to), or start
-    a local Ray instance; returns a description and whether this call connected (and so
+    a new local Ray instance; returns a description and whether this call connected (and so
     should disconnect). :class:`RayUnavailableError` when it cannot.
 
-    Ray puts the driver's working directory on every worker's ``sys.path``; a checkout's
-    ``bnnbench/`` source folder there would shadow the installed package on the workers (it
-    lacks ``models``, ``datasets`` and ``benchmarks``, which an install maps in). The driver
-    therefore connects from an empty folder.
+    Ray puts the driver's working directory on every worker's ``sys.path``, and the workers of
+    a local instance start in it; a checkout's ``bnnbench/`` source folder there would shadow
+    the installed package on the workers (it lacks ``models``, ``datasets`` and ``benchmarks``,
+    which an install maps in). The driver therefore connects from ``workdir``, an empty folder
+    that must outlive the connection.
     """
     try:
         import ray
@@ -193,13 +194,13 @@ def connect(address: str | None) -> tuple[str, bool]:
         return "the Ray instance this process already joined", False
     options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
     here = Path.cwd()
-    neutral = Path(tempfile.mkdtemp(prefix="bnnbench-ray-driver-"))
-    os.chdir(neutral)
+    os.chdir(workdir)
     try:
         if address:
             ray.init(address=address, **options)
             return f"the Ray cluster at {address}", True
-        ray.init(include_dashboard=False, **options)
+        # "local": a new instance, even where RAY_ADDRESS or a running cluster is found
+        ray.init(address="local", include_dashboard=False, **options)
         return "a local Ray instance", True
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"at {address}" if address else "locally"
@@ -207,7 +208,6 @@ def connect(address: str | None) -> tuple[str, bool]:
         raise RayUnavailableError(f"cannot start or join Ray {where}: {first}") from None
     finally:
         os.chdir(here)
-        shutil.rmtree(neutral, ignore_errors=True)
 
 
 def _ship_files(store: ResultStore, cfg: CellConfig) -> dict[str, bytes]:
@@ -324,12 +324,16 @@ def run_on_ray(
     """
     import ray
 
-    where, connected = connect(address)
+    workdir = Path(tempfile.mkdtemp(prefix="bnnbench-ray-driver-"))
     try:
-        return _run_connected(cells, store, env_info, bar, where, cpus_per_cell)
+        where, connected = connect(address, workdir)
+        try:
+            return _run_connected(cells, store, env_info, bar, where, cpus_per_cell)
+        finally:
+            if connected:
+                ray.shutdown()
     finally:
-        if connected:
-            ray.shutdown()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _run_connected(

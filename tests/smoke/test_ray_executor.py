@@ -37,8 +37,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_token_auth() -> Iterator[None]:
+    """One authentication mode for the test cluster, its drivers and a local instance. Ray 2.60
+    turns token authentication on for a new local instance (writing ``~/.ray/auth_token``) and
+    for a ``ray start`` that finds that file: left to itself, the mode would depend on what
+    ran before on the machine."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_AUTH_MODE", "disabled")
+        yield
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
+def cluster(no_token_auth: None) -> Iterator[str]:
     """A Ray head node on 127.0.0.1: 2 CPUs, 2 fake GPUs; its address."""
     ray_cli = Path(sys.executable).with_name("ray")
     port = _free_port()
@@ -96,6 +107,18 @@ def test_the_smoke_suite_through_ray_gives_the_local_records(
     assert (out / "calibration-cpu.json").is_file()
     traces = ResultStore(out).traces()
     assert set(traces["run_id"]) == set(remote.index)
+
+
+def test_without_an_address_a_new_local_instance_runs_the_cells(tmp_path: Path):
+    """No cluster given: a fresh local Ray instance, whose workers start in the driver's
+    (neutral, kept) folder and whose cells run in their own scratch folders."""
+    out = tmp_path / "local-ray"
+    argv = ["run", "--models", "moons_2x5", "--backends", "torch-ml", "--steps", "40"]
+    argv += ["--trace-every", "10", "--draws", "5", "--executor", "ray", "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 0
+    (row,) = ResultStore(out).runs().to_dict("records")
+    assert row["status"] == "ok", row["error"]
+    assert not ray.is_initialized()  # the run disconnected from (and so stopped) its instance
 
 
 def test_a_gpu_cell_is_scheduled_on_a_declared_gpu(cluster: str, tmp_path: Path):
