@@ -108,10 +108,10 @@ def _overhead_s(rows: pd.DataFrame) -> float:
 
 
 def _duration(cfg: CellConfig, rows: pd.DataFrame, scale_batch: bool) -> float:
-    step_ms = float(rows["step_ms"].astype(float).median())
-    if scale_batch:
-        per_datum = (rows["step_ms"].astype(float) / rows["batch_size"].astype(float)).median()
-        step_ms = float(per_datum) * cfg.batch_size
+    step = rows["step_ms"].astype(float)
+    if scale_batch:  # the step's work is linear in the batch
+        step = step / rows["batch_size"].astype(float) * cfg.batch_size
+    step_ms = float(step.median())
     draw_ms = rows["predict_ms_per_draw"].astype(float).median()
     compile_s = rows["compile_s"].astype(float).median()
     return float(
