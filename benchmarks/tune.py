@@ -1,55 +1,120 @@
 """Measure the candidate execution paths behind the ``tuned`` profile.
 
-``python -m bnnbench.benchmarks.tune --models moons_2x5 mnist_2x800 --device cpu
---out results/tuning/cpu`` runs, for every model and backend with more than one correct path,
-one ``matched`` cell per candidate (PyMC: pytensor's ``c``, ``numba`` and ``jax`` backends; Pyro:
-``JitTrace_ELBO`` and eager ``Trace_ELBO``), each in its own process through the harness, with
-the candidate forced by ``BNNBENCH_PYMC_BACKEND`` / ``BNNBENCH_PYRO_ELBO``. It prints the median
-step time of each candidate and the fastest per (model, backend, device): the entries of
-``TUNED_BACKEND`` (``bnnbench/backends/pymc_backend.py``) and ``TUNED_ELBO``
-(``bnnbench/backends/pyro_backend.py``). The cells' results stay in ``--out`` (one results
-folder per candidate) as the evidence for the table.
+``python -P -m bnnbench.benchmarks.tune --models moons_2x5 mnist_2x800 --device cpu
+--out results/tuning/cpu`` runs, for every model and every backend with execution knobs
+(``KNOBS`` in ``bnnbench/backends/<backend>_backend.py``, see :mod:`bnnbench.backends.knobs`),
+one ``matched`` cell per combination of the knobs' values, each in its own process through the
+harness, with the values forced by the knobs' environment variables (PyMC: pytensor's ``c``,
+``numba`` and ``jax`` modes; Pyro: ``JitTrace_ELBO`` or eager ``Trace_ELBO``; NumPyro: the step
+loop as a ``lax.scan`` or a host loop, the predictive as ``Predictive`` or one call per draw).
+
+It writes to ``--out``:
+
+- one results folder per candidate (``<backend>-<knob>=<value>...``): the cells themselves;
+- ``candidates.csv``: per cell, its knob values, ``step_ms`` (median over timed chunks) and its
+  interquartile range, ``predict_ms_per_draw``, the ratios to the roofline floor, compile time,
+  the final -ELBO per datum and the accuracy (so that a faster path that changes the answer is
+  seen at once);
+- ``winners.csv``: per (model, backend, device, knob), the value with the lowest median of the
+  timing the knob ``affects`` (over the other knobs' values), its time and the default's.
+
+The winners are the ``tuned`` tables of the backends' ``KNOBS`` (copied there by hand, with the
+figures, so that a code review sees every change of path).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from bnnbench.backends.knobs import Knob
 from bnnbench.config import CellConfig
 from bnnbench.harness import run_cells
 from bnnbench.results import ResultStore
 from bnnbench.spec import SPEC_NAMES
 
-__all__ = ["CANDIDATES", "main"]
+__all__ = ["backend_knobs", "candidates", "main", "winners"]
 
-#: (environment variable, its values) of each backend's candidate paths, per device.
-CANDIDATES: dict[str, tuple[str, dict[str, tuple[str, ...]]]] = {
-    "pymc": ("BNNBENCH_PYMC_BACKEND", {"cpu": ("c", "numba", "jax"), "gpu": ("jax",)}),
-    "pyro": ("BNNBENCH_PYRO_ELBO", {"cpu": ("jit", "eager"), "gpu": ("jit", "eager")}),
-}
+#: Backends whose engine module declares ``KNOBS``.
+TUNABLE = ("pymc", "pyro", "numpyro")
+
+#: Columns of ``candidates.csv`` taken from each cell's record.
+FIGURES = (
+    "status",
+    "step_ms",
+    "step_ms_iqr",
+    "step_floor_ratio",
+    "predict_ms_per_draw",
+    "draw_floor_ratio",
+    "compile_s",
+    "final_neg_elbo_per_datum",
+    "accuracy",
+    "execution_path",
+)
+
+
+def backend_knobs(backend: str) -> dict[str, Knob]:
+    """``KNOBS`` of ``backend``'s engine module (imports its library)."""
+    return importlib.import_module(f"bnnbench.backends.{backend}_backend").KNOBS
+
+
+def candidates(knobs: dict[str, Knob], device: str) -> Iterator[dict[str, str]]:
+    """Every combination of the knobs' values that can run on ``device``."""
+    names = sorted(knobs)
+    for values in itertools.product(*(knobs[n].candidates(device) for n in names)):
+        yield dict(zip(names, values, strict=True))
+
+
+def winners(table: pd.DataFrame, knobs_by_backend: dict[str, dict[str, Knob]]) -> pd.DataFrame:
+    """Per (model, backend, device, knob): the value whose cells have the lowest median of the
+    timing the knob affects, next to the default's."""
+    rows = []
+    ok = table[table["status"] == "ok"]
+    for (model, backend, device), group in ok.groupby(["model", "backend", "device"]):
+        for name, knob in knobs_by_backend[backend].items():
+            figure = "step_ms" if knob.affects == "step" else "predict_ms_per_draw"
+            by_value = group.groupby(name)[figure].median()
+            best = str(by_value.idxmin())
+            default = knob.default_on(str(device))
+            rows.append(
+                dict(
+                    model=model,
+                    backend=backend,
+                    device=device,
+                    knob=name,
+                    figure=figure,
+                    default=default,
+                    default_ms=by_value.get(default, float("nan")),
+                    best=best,
+                    best_ms=by_value[best],
+                    speedup=by_value.get(default, float("nan")) / by_value[best],
+                    **{f"{v}_ms": t for v, t in by_value.items()},
+                )
+            )
+    return pd.DataFrame(rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bnnbench.benchmarks.tune")
+    parser = argparse.ArgumentParser(prog="python -P -m bnnbench.benchmarks.tune")
     parser.add_argument("--models", nargs="+", choices=SPEC_NAMES, default=["moons_2x5"])
-    parser.add_argument(
-        "--backends", nargs="+", choices=sorted(CANDIDATES), default=["pymc", "pyro"]
-    )
+    parser.add_argument("--backends", nargs="+", choices=TUNABLE, default=list(TUNABLE))
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--steps", type=int, help="steps per cell (default: 10 chunks)")
     parser.add_argument("--trace-every", type=int, help="steps per timed chunk")
+    parser.add_argument("--draws", type=int, default=4, help="predictive draws per cell")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
     rows = []
-    for backend in args.backends:
-        variable, per_device = CANDIDATES[backend]
-        for candidate in per_device[args.device]:
+    knobs_by_backend = {b: backend_knobs(b) for b in args.backends}
+    for backend, knobs in knobs_by_backend.items():
+        for values in candidates(knobs, args.device):
             cells = [
                 CellConfig.from_defaults(
                     model,
@@ -59,41 +124,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                     0,
                     steps=args.steps or 10 * (args.trace_every or 100),
                     trace_every=args.trace_every,
-                    predict_draws=1,
+                    predict_draws=args.draws,
                 )
                 for model in args.models
             ]
-            out = args.out / f"{backend}-{candidate}"
-            os.environ[variable] = candidate
+            label = "-".join(f"{k}={v}" for k, v in values.items())
+            out = args.out / f"{backend}-{label}"
+            forced = {knobs[k].env: v for k, v in values.items()}
+            saved = {k: os.environ.get(k) for k in forced}
+            os.environ.update(forced)
             try:
                 run_cells(cells, out, resume=True, progress=False)
             finally:
-                del os.environ[variable]
-            runs = ResultStore(out).runs()
-            for run in runs.itertuples():
-                rows.append(
-                    dict(
-                        model=run.model,
-                        backend=backend,
-                        device=args.device,
-                        candidate=candidate,
-                        status=run.status,
-                        step_ms=getattr(run, "step_ms", float("nan")),
-                        compile_s=getattr(run, "compile_s", float("nan")),
-                        final_neg_elbo_per_datum=getattr(
-                            run, "final_neg_elbo_per_datum", float("nan")
-                        ),
-                    )
-                )
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            for run in ResultStore(out).runs().to_dict("records"):
+                if run["model"] not in args.models or run["device"] != args.device:
+                    continue
+                row = dict(model=run["model"], backend=backend, device=args.device, **values)
+                row.update({f: run.get(f, float("nan")) for f in FIGURES})
+                rows.append(row)
     table = pd.DataFrame(rows)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    ok = table[table["status"] == "ok"]
-    if not ok.empty:
-        best = ok.loc[ok.groupby(["model", "backend", "device"])["step_ms"].idxmin()]
-        print("\nfastest path per (model, backend, device):")
-        print(best[["model", "backend", "device", "candidate", "step_ms"]].to_string(index=False))
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "candidates.csv", index=False)
+    best = winners(table, knobs_by_backend)
+    best.to_csv(args.out / "winners.csv", index=False)
+    shown = [c for c in table.columns if c != "execution_path"]
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\nfastest value of each knob per (model, backend, device):")
+    print(best.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 

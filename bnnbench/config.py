@@ -25,9 +25,11 @@ PROFILE_DESCRIPTIONS: dict[str, str] = {
     "tuned": (
         "the same algorithm and settings as matched (init, scale, Adam, one particle, float32, "
         "steps, batch) on each backend's fastest correct execution path for the spec and device, "
-        "chosen by measurement (PyMC: pytensor's fastest compile mode; Pyro: JitTrace_ELBO or "
-        "eager Trace_ELBO, validation off, fused Adam on the GPU; NumPyro: jitted scan over "
-        "chunks with donated buffers); its execution_path column names the path"
+        "chosen by measurement (benchmarks/tune.py) among its knobs: PyMC pytensor's c (with "
+        "OpenBLAS), numba or jax mode; Pyro JitTrace_ELBO or eager Trace_ELBO, fused Adam on the "
+        "GPU; NumPyro a jitted lax.scan over a chunk of steps or a host loop over one jitted "
+        "step, and Predictive or one jitted call per draw; its execution_path column names the "
+        "values"
     ),
     "native": (
         "each library's own VI defaults: PyMC's zero init, sd softplus(0) = 0.693, "

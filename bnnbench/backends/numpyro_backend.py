@@ -1,8 +1,12 @@
 """NumPyro: SVI with ``AutoNormal`` and ``Trace_ELBO``, steps run in a jitted ``lax.scan``.
 
-The data live on the device once (``jax.device_put``); every chunk of ``trace_every``
-steps is one compiled, buffer-donating call of ``lax.scan`` over ``svi.update``, so the host only
-sees the chunk's per-step losses.
+The data live on the device once (``jax.device_put``). In ``matched``, every chunk of
+``trace_every`` steps is one compiled, buffer-donating call of ``lax.scan`` over ``svi.update``,
+so the host only sees the chunk's per-step losses, and the predictive is NumPyro's
+``Predictive`` (a ``lax.map`` over the draws). ``tuned`` picks per (spec, device) from the
+measured knobs in ``KNOBS``: on XLA's CPU backend a convolution inside a loop (``lax.scan``'s and
+``lax.map``'s while loop) ran ~20x slower than the same convolution in a straight-line program,
+so the conv net steps from a host loop over one jitted step and predicts one jitted call per draw.
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
+from numpyro import handlers
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 from numpyro.infer.initialization import init_to_value
 from numpyro.infer.util import log_density
 
+from bnnbench.backends.knobs import Knob, describe
 from bnnbench.config import CellConfig
 from bnnbench.spec import Dataset, ModelSpec, backend_module
 
-__all__ = ["NumPyroSession", "device_problem", "library_versions", "log_joint_terms"]
+__all__ = ["KNOBS", "NumPyroSession", "device_problem", "library_versions", "log_joint_terms"]
 
 #: This backend's entry in :mod:`bnnbench.registry` (read from the source, never imported there).
 BACKEND = dict(
@@ -36,6 +42,34 @@ BACKEND = dict(
     color="#2ca02c",
     model_file="numpyro",
 )
+
+
+#: The execution knobs behind ``tuned`` (see :mod:`bnnbench.backends.knobs`); each value was
+#: timed by ``python -m bnnbench.benchmarks.tune`` (results/tuning/cpu, 2-core CPU).
+KNOBS: dict[str, Knob] = {
+    "loop": Knob(
+        env="BNNBENCH_NUMPYRO_LOOP",
+        choices=("scan", "host"),
+        default="scan",
+        tuned={("mnist_conv", "cpu"): "host"},
+        doc=(
+            "scan: each chunk of steps is one jitted lax.scan over svi.update (one dispatch per "
+            "chunk); host: a Python loop over one jitted, donated svi.update per step (one "
+            "dispatch per step, no while loop around the step)"
+        ),
+    ),
+    "predictive": Knob(
+        env="BNNBENCH_NUMPYRO_PREDICTIVE",
+        choices=("map", "draws"),
+        default="map",
+        tuned={("mnist_conv", "cpu"): "draws"},
+        doc=(
+            "map: numpyro.infer.Predictive over all draws in one call (lax.map); draws: one "
+            "jitted call of the conditioned model per draw, from a Python loop"
+        ),
+        affects="predict",
+    ),
+}
 
 
 def library_versions() -> dict[str, str]:
@@ -107,11 +141,18 @@ class NumPyroSession:
         optimizer = numpyro.optim.Adam(step_size=cfg.learning_rate)
         self.svi = SVI(self.model, self.guide, optimizer, Trace_ELBO())
         self._chunks: dict[int, jax.stages.Compiled] = {}
-        # ``tuned`` is this same path: the jitted, donated scan is NumPyro's fastest measured
-        # execution (field notes: a hand-written JAX step was no faster).
+        self._step = None
+        self._predict_draw = None
+        self.knobs = {
+            name: knob.choose(spec.name, cfg.device, cfg.profile) for name, knob in KNOBS.items()
+        }
+        loop = (
+            f"jax.jit(lax.scan(svi.update)) over chunks of {cfg.trace_every} steps"
+            if self.knobs["loop"] == "scan"
+            else "a Python loop over jax.jit(svi.update), one dispatch per step"
+        )
         self.execution_path = (
-            f"jax.jit(lax.scan(svi.update)) over chunks of {cfg.trace_every} "
-            f"steps, donated state, on {self.device.platform}"
+            f"{loop}, donated state, on {self.device.platform} ({describe(self.knobs)})"
         )
 
     def _scan(self, state, X, y, n_steps: int):
@@ -120,12 +161,19 @@ class NumPyroSession:
 
         return jax.lax.scan(body, state, None, length=n_steps)
 
+    def _update(self, state, X, y):
+        return self.svi.update(state, X, y, batch_size=self.cfg.batch_size)
+
     def compile(self, chunk_sizes: set[int]) -> None:
         key = jax.random.PRNGKey(self.cfg.seed)
         self.state = self.svi.init(key, self.X, self.y, batch_size=self.cfg.batch_size)
-        for n in sorted(chunk_sizes):
-            fn = jax.jit(partial(self._scan, n_steps=n), donate_argnums=0)
-            self._chunks[n] = fn.lower(self.state, self.X, self.y).compile()
+        if self.knobs["loop"] == "host":
+            fn = jax.jit(self._update, donate_argnums=0)
+            self._step = fn.lower(self.state, self.X, self.y).compile()
+        else:
+            for n in sorted(chunk_sizes):
+                fn = jax.jit(partial(self._scan, n_steps=n), donate_argnums=0)
+                self._chunks[n] = fn.lower(self.state, self.X, self.y).compile()
         jax.block_until_ready(self.state)
 
     def synchronize(self) -> None:
@@ -140,6 +188,12 @@ class NumPyroSession:
         return stats.get("peak_bytes_in_use", float("nan")) / 2**20
 
     def run_steps(self, n_steps: int) -> np.ndarray:
+        if self._step is not None:
+            step, losses = self._step, []
+            for _ in range(n_steps):
+                self.state, loss = step(self.state, self.X, self.y)
+                losses.append(loss)  # stays on the device: no host sync inside the chunk
+            return np.asarray(jax.block_until_ready(jnp.stack(losses)), np.float64)
         self.state, losses = self._chunks[n_steps](self.state, self.X, self.y)
         return np.asarray(jax.block_until_ready(losses), np.float64)
 
@@ -162,10 +216,36 @@ class NumPyroSession:
         self, posterior: dict[str, np.ndarray], X: np.ndarray, seed: int
     ) -> tuple[np.ndarray, np.ndarray]:
         samples = {k: jax.device_put(jnp.asarray(v), self.device) for k, v in posterior.items()}
-        predictive = Predictive(self.model, posterior_samples=samples, return_sites=["p", "y"])
         X_dev = jax.device_put(jnp.asarray(X, jnp.float32), self.device)
+        if self.knobs["predictive"] == "draws":
+            return self._predict_per_draw(samples, X_dev, seed)
+        predictive = Predictive(self.model, posterior_samples=samples, return_sites=["p", "y"])
         out = jax.block_until_ready(predictive(jax.random.PRNGKey(seed), X_dev))
         return np.asarray(out["p"]), np.asarray(out["y"])
+
+    def _predict_per_draw(
+        self, samples: dict[str, jax.Array], X: jax.Array, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """p(y | x, theta_s) and a label y ~ p for each draw s: one jitted call per draw (the
+        model conditioned on theta_s with ``handlers.condition``, seeded with the s-th split of
+        ``seed``'s key, as ``Predictive`` splits it)."""
+        if self._predict_draw is None:
+
+            def one_draw(theta, key, X):
+                model = handlers.seed(handlers.condition(self.model, data=theta), key)
+                trace = handlers.trace(model).get_trace(X)
+                return trace["p"]["value"], trace["y"]["value"]
+
+            self._predict_draw = jax.jit(one_draw)
+        draws = len(next(iter(samples.values())))
+        keys = jax.random.split(jax.random.PRNGKey(seed), draws)
+        proba, labels = [], []
+        for s in range(draws):
+            p, y = self._predict_draw({k: v[s] for k, v in samples.items()}, keys[s], X)
+            proba.append(p)
+            labels.append(y)
+        proba_all, labels_all = jax.block_until_ready((jnp.stack(proba), jnp.stack(labels)))
+        return np.asarray(proba_all), np.asarray(labels_all)
 
 
 TrainingSession = NumPyroSession

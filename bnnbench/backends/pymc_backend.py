@@ -4,9 +4,10 @@ PyMC's ADVI runs one compiled pytensor function per step from a Python loop (tha
 ``pm.fit`` does; the library offers no multi-step compiled loop). The harness calls the same step
 function that ``pm.fit`` builds (``inference.objective.step_function``), so compile time is apart
 from steady-state time. ``matched`` and ``native`` compile with pytensor's C backend on the CPU and
-its JAX backend on the GPU (``COMPILE_BACKEND``); ``tuned`` takes the fastest mode measured for
-the spec and device (``TUNED_BACKEND``). Every mode returns the loss as a host number, so each
-step ends synchronised.
+its JAX backend on the GPU; ``tuned`` takes the fastest mode measured for the spec and device
+(``KNOBS``). pytensor's C code is linked to OpenBLAS from the ``scipy-openblas32`` wheel
+(:mod:`bnnbench.backends.pytensor_blas`): installed from pip, pytensor finds no BLAS of its
+own. Every mode returns the loss as a host number, so each step ends synchronised.
 
 ``pytensor`` reads ``floatX`` once at import: the harness sets ``PYTENSOR_FLAGS`` in the cell's
 process (``float32`` for ``matched``, PyMC's own ``float64`` for ``native``).
@@ -14,19 +15,19 @@ process (``float32`` for ``matched``, PyMC's own ``float64`` for ``native``).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pymc as pm
 import pytensor
 from pymc.model.transform.conditioning import remove_value_transforms
 from pymc.pytensorf import resolve_backend_compile_kwargs
 
+from bnnbench.backends.knobs import Knob, describe
+from bnnbench.backends.pytensor_blas import configure_blas
 from bnnbench.config import CellConfig
 from bnnbench.metrics import sample_labels
 from bnnbench.spec import Dataset, ModelSpec, backend_module
 
-__all__ = ["PyMCSession", "device_problem", "library_versions", "log_joint_terms"]
+__all__ = ["KNOBS", "PyMCSession", "device_problem", "library_versions", "log_joint_terms"]
 
 #: This backend's entry in :mod:`bnnbench.registry` (read from the source, never imported there).
 BACKEND = dict(
@@ -41,37 +42,43 @@ BACKEND = dict(
     model_file="pymc",
 )
 
-#: pytensor backend per device, as ``pm.fit(backend=...)`` names them.
-COMPILE_BACKEND = {"cpu": "c", "gpu": "jax"}
-#: ``tuned``: the fastest backend per (spec, device), from measured step times
-#: (``BNNBENCH_PYMC_BACKEND=c|numba|jax`` overrides it, for measuring the candidates).
-#: Measured with ``python -m bnnbench.benchmarks.tune`` (results/tuning/cpu-*, 2-core CPU):
-#: moons c 0.097 / numba 0.127 / jax 0.249 ms; mnist_2x800 c 116 / numba 75 / jax 54 ms;
-#: mnist_conv c 960 / numba 1124 / jax 352 ms. The hierarchical net has the 2x800's layers.
-#: On the GPU every profile uses jax, the only pytensor backend that reaches it.
-TUNED_BACKEND: dict[tuple[str, str], str] = {
-    ("mnist_2x800", "cpu"): "jax",
-    ("mnist_2x800_hier", "cpu"): "jax",
-    ("mnist_conv", "cpu"): "jax",
+#: The execution knobs behind ``tuned`` (see :mod:`bnnbench.backends.knobs`); each value was
+#: timed by ``python -m bnnbench.benchmarks.tune`` (results/tuning/cpu, 2-core CPU).
+KNOBS: dict[str, Knob] = {
+    "backend": Knob(
+        env="BNNBENCH_PYMC_BACKEND",
+        choices=("c", "numba", "jax"),
+        default="c",
+        tuned={
+            ("mnist_2x800", "cpu"): "jax",
+            ("mnist_2x800_hier", "cpu"): "jax",
+            ("mnist_conv", "cpu"): "jax",
+        },
+        devices={"gpu": ("jax",)},
+        doc=(
+            "pytensor's compile mode for the ADVI step and the predictive, as "
+            "pm.fit(backend=...) names it: c (C code, linked to OpenBLAS), numba or jax; on "
+            "the GPU only jax reaches the device"
+        ),
+    ),
 }
 
 
 def compile_backend(spec_name: str, device: str, profile: str) -> str:
     """The pytensor backend (``"c"``, ``"numba"`` or ``"jax"``) this cell compiles with."""
-    override = os.environ.get("BNNBENCH_PYMC_BACKEND")
-    if override:
-        if override not in ("c", "numba", "jax"):
-            raise ValueError(f"BNNBENCH_PYMC_BACKEND must be c, numba or jax, not {override!r}")
-        if device == "gpu" and override != "jax":
-            raise ValueError("PyMC reaches the GPU only through the jax backend")
-        return override
-    if profile == "tuned":
-        return TUNED_BACKEND.get((spec_name, device), COMPILE_BACKEND[device])
-    return COMPILE_BACKEND[device]
+    return KNOBS["backend"].choose(spec_name, device, profile)
+
+
+#: The BLAS pytensor's C code links to in this process (provenance; ``configure_blas``).
+PYTENSOR_BLAS = configure_blas()
 
 
 def library_versions() -> dict[str, str]:
-    return {"pymc": pm.__version__, "pytensor": pytensor.__version__}
+    return {
+        "pymc": pm.__version__,
+        "pytensor": pytensor.__version__,
+        "pytensor_blas": PYTENSOR_BLAS,
+    }
 
 
 def device_problem(device: str) -> str | None:
@@ -132,9 +139,11 @@ class PyMCSession:
         #: PyMC's minibatch embeds the training arrays in the compiled step: their transfer to
         #: the device is part of compile_s and cannot be timed apart.
         self.transfer_s = float("nan")
+        blas = f", BLAS {PYTENSOR_BLAS}" if self.mode == "c" else ""
         self.execution_path = (
-            f"pytensor-compiled ADVI step (backend={self.mode}, floatX={self.dtype}), Python loop "
-            "as in pm.fit; predictive p(y | x, theta) compiled once, one call per draw and chunk"
+            f"pytensor-compiled ADVI step (floatX={self.dtype}{blas}), Python loop as in pm.fit; "
+            "predictive p(y | x, theta) compiled once, one call per draw "
+            f"({describe({'backend': self.mode})})"
         )
 
     def compile(self, chunk_sizes: set[int]) -> None:

@@ -3,13 +3,12 @@
 Pyro's ``SVI.step`` is a Python call per step that returns the loss as a float (one host sync per
 step); that loop is the library's execution model. Argument validation is off in every profile.
 ``matched`` and ``native`` use ``JitTrace_ELBO``; ``tuned`` takes, per spec and device, the
-faster of ``JitTrace_ELBO`` and eager ``Trace_ELBO`` (``TUNED_ELBO``, chosen by measurement) and,
+faster of ``JitTrace_ELBO`` and eager ``Trace_ELBO`` (``KNOBS``, chosen by measurement) and,
 on the GPU, torch's fused Adam kernel (the same update rule in one kernel per step).
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -21,10 +20,11 @@ from pyro.infer.autoguide.initialization import init_to_value
 from pyro.poutine.util import site_is_subsample
 
 from bnnbench.backends import torch_device
+from bnnbench.backends.knobs import Knob, describe
 from bnnbench.config import CellConfig
 from bnnbench.spec import Dataset, ModelSpec, backend_module
 
-__all__ = ["PyroSession", "device_problem", "library_versions", "log_joint_terms"]
+__all__ = ["KNOBS", "PyroSession", "device_problem", "library_versions", "log_joint_terms"]
 
 #: This backend's entry in :mod:`bnnbench.registry` (read from the source, never imported there).
 BACKEND = dict(
@@ -120,7 +120,8 @@ class PyroSession:
         fused = "fused " if fused_adam else ""
         self.execution_path = (
             f"{type(self.elbo).__name__} + {fused}Adam, validation off, Python loop over SVI.step "
-            f"(one host sync per step), torch on {self.device.type}"
+            f"(one host sync per step), torch on {self.device.type} "
+            f"({describe({'elbo': self.elbo_kind})})"
         )
 
     def compile(self, chunk_sizes: set[int]) -> None:
@@ -194,27 +195,26 @@ class PyroSession:
         return proba.cpu().numpy(), out["y"].reshape(draws, n).cpu().numpy()
 
 
-#: ELBO implementation of the ``matched`` and ``native`` profiles.
-DEFAULT_ELBO = "jit"
-#: ``tuned``: the faster ELBO implementation per (spec, device), from measured step times
-#: (``BNNBENCH_PYRO_ELBO=jit|eager`` overrides it, for measuring the candidates).
-#: Measured with ``python -m bnnbench.benchmarks.tune`` (results/tuning/cpu-*, 2-core CPU):
-#: moons jit 2.9 / eager 4.8 ms; mnist_2x800 jit 67.4 / eager 66.5 ms (a tie: jit kept);
-#: mnist_conv jit 240 / eager 225 ms. On an H100 jit is 2.2x faster for mnist_2x800 (field
-#: notes: 8.0 vs 17.8 ms), so the GPU keeps the default.
-TUNED_ELBO: dict[tuple[str, str], str] = {("mnist_conv", "cpu"): "eager"}
+#: The execution knobs behind ``tuned`` (see :mod:`bnnbench.backends.knobs`); each value was
+#: timed by ``python -m bnnbench.benchmarks.tune`` (results/tuning/cpu, 2-core CPU). On an H100
+#: jit is 2.2x faster for mnist_2x800 (field notes: 8.0 vs 17.8 ms), so the GPU keeps it.
+KNOBS: dict[str, Knob] = {
+    "elbo": Knob(
+        env="BNNBENCH_PYRO_ELBO",
+        choices=("jit", "eager"),
+        default="jit",
+        tuned={("mnist_conv", "cpu"): "eager"},
+        doc=(
+            "jit: JitTrace_ELBO (the model and guide traced once by torch.jit); eager: "
+            "Trace_ELBO, re-run in Python every step"
+        ),
+    ),
+}
 
 
 def elbo_choice(spec_name: str, device: str, profile: str) -> str:
     """``"jit"`` (``JitTrace_ELBO``) or ``"eager"`` (``Trace_ELBO``) for this cell."""
-    override = os.environ.get("BNNBENCH_PYRO_ELBO")
-    if override:
-        if override not in ("jit", "eager"):
-            raise ValueError(f"BNNBENCH_PYRO_ELBO must be jit or eager, not {override!r}")
-        return override
-    if profile == "tuned":
-        return TUNED_ELBO.get((spec_name, device), DEFAULT_ELBO)
-    return DEFAULT_ELBO
+    return KNOBS["elbo"].choose(spec_name, device, profile)
 
 
 #: Loss evaluations that warm up the JIT before training is timed.

@@ -61,6 +61,33 @@ def test_a_wrong_tuned_setting_fails_the_check(matched_and_tuned: pd.DataFrame, 
     assert not check.ok, check
 
 
+@pytest.mark.parametrize(("backend", "forced"), [("pyro", {"BNNBENCH_PYRO_ELBO": "eager"})])
+def test_a_tuned_path_lands_where_the_default_path_lands(
+    matched_and_tuned: pd.DataFrame, tmp_path: Path, monkeypatch, backend, forced
+):
+    """A path ``tuned`` picks for an MNIST spec (Pyro's eager ELBO), forced on moons: over
+    three seeds, the same -ELBO and accuracy as the default path, within seed-to-seed spread.
+    (NumPyro's host loop and per-draw predictive are checked step by step against the scan
+    in tests/unit/test_numpyro_knobs.py, and the committed MNIST runs of both profiles in
+    tests/unit/test_tuned_results.py.)"""
+    for variable, value in forced.items():
+        monkeypatch.setenv(variable, value)
+    out = tmp_path / "forced"
+    argv = ["run", "--models", "moons_2x5", "--backends", backend, "--profile", "matched"]
+    assert (
+        main([*argv, "--seeds", "0", "1", "2", *SETTINGS, "--out", str(out), "--no-progress"]) == 0
+    )
+    forced_runs = _final_elbo(out)
+    for value in forced.values():
+        assert forced_runs["execution_path"].str.contains(f"={value}").all()
+    default = matched_and_tuned[
+        (matched_and_tuned["backend"] == backend) & (matched_and_tuned["profile"] == "matched")
+    ]
+    for column in ("final", "accuracy"):
+        check = equivalent_over_seeds(default[column], forced_runs[column], atol=0.005)
+        assert check.ok, (column, check)
+
+
 def test_pymc_gpu_path_runs_on_cpu_jax(tmp_path: Path, tiny: list[str], monkeypatch):
     """PyMC reaches the GPU through pytensor's JAX backend: the same compiled path, exercised
     here on JAX's CPU platform (training, posterior draws after a JAX fit, predictive)."""
