@@ -45,7 +45,7 @@ BACKEND = dict(
 #: The execution knobs behind ``tuned`` (see :mod:`bnnbench.backends.knobs`); each value was
 #: timed by ``python -m bnnbench.benchmarks.tune`` (results/tuning/cpu, 2-core CPU).
 KNOBS: dict[str, Knob] = {
-    "backend": Knob(
+    "mode": Knob(
         env="BNNBENCH_PYMC_BACKEND",
         choices=("c", "numba", "jax"),
         default="c",
@@ -66,7 +66,7 @@ KNOBS: dict[str, Knob] = {
 
 def compile_backend(spec_name: str, device: str, profile: str) -> str:
     """The pytensor backend (``"c"``, ``"numba"`` or ``"jax"``) this cell compiles with."""
-    return KNOBS["backend"].choose(spec_name, device, profile)
+    return KNOBS["mode"].choose(spec_name, device, profile)
 
 
 #: The BLAS pytensor's C code links to in this process (provenance; ``configure_blas``).
@@ -143,7 +143,7 @@ class PyMCSession:
         self.execution_path = (
             f"pytensor-compiled ADVI step (floatX={self.dtype}{blas}), Python loop as in pm.fit; "
             "predictive p(y | x, theta) compiled once, one call per draw "
-            f"({describe({'backend': self.mode})})"
+            f"({describe({'mode': self.mode})})"
         )
 
     def compile(self, chunk_sizes: set[int]) -> None:

@@ -97,5 +97,5 @@ def test_pymc_gpu_path_runs_on_cpu_jax(tmp_path: Path, tiny: list[str], monkeypa
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0
     run = ResultStore(out).runs().iloc[0]
     assert run["status"] == "ok", run["error"]
-    assert "backend=jax" in run["execution_path"]
+    assert "mode=jax" in run["execution_path"]
     assert run["accuracy"] > 0.5 and np.isfinite(run["pareto_k"])

@@ -36,8 +36,8 @@ def test_pymc_tuned_backend_follows_the_table_and_the_gpu_needs_jax(monkeypatch)
     from bnnbench.backends import pymc_backend as pb
 
     monkeypatch.delenv("BNNBENCH_PYMC_BACKEND", raising=False)
-    knob = dataclasses.replace(pb.KNOBS["backend"], tuned={("mnist_2x800", "cpu"): "numba"})
-    monkeypatch.setitem(pb.KNOBS, "backend", knob)
+    knob = dataclasses.replace(pb.KNOBS["mode"], tuned={("mnist_2x800", "cpu"): "numba"})
+    monkeypatch.setitem(pb.KNOBS, "mode", knob)
     assert pb.compile_backend("mnist_2x800", "cpu", "tuned") == "numba"
     assert pb.compile_backend("mnist_2x800", "cpu", "matched") == "c"
     assert pb.compile_backend("moons_2x5", "gpu", "tuned") == "jax"
