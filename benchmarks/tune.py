@@ -16,7 +16,9 @@ It writes to ``--out``:
   the final -ELBO per datum and the accuracy (so that a faster path that changes the answer is
   seen at once);
 - ``winners.csv``: per (model, backend, device, knob), the value with the lowest median of the
-  timing the knob ``affects`` (over the other knobs' values), its time and the default's.
+  timing the knob ``affects`` (over the other knobs' values), its time and the default's; the
+  default stays the winner unless another value is at least ``MIN_GAIN`` faster (smaller gains
+  are within this machine's run-to-run swing, and a change of path needs a reason).
 
 The winners are the ``tuned`` tables of the backends' ``KNOBS`` (copied there by hand, with the
 figures, so that a code review sees every change of path).
@@ -59,6 +61,10 @@ FIGURES = (
 )
 
 
+#: Smallest speed-up over the default that makes another value the winner.
+MIN_GAIN = 1.10
+
+
 def backend_knobs(backend: str) -> dict[str, Knob]:
     """``KNOBS`` of ``backend``'s engine module (imports its library)."""
     return importlib.import_module(f"bnnbench.backends.{backend}_backend").KNOBS
@@ -73,15 +79,18 @@ def candidates(knobs: dict[str, Knob], device: str) -> Iterator[dict[str, str]]:
 
 def winners(table: pd.DataFrame, knobs_by_backend: dict[str, dict[str, Knob]]) -> pd.DataFrame:
     """Per (model, backend, device, knob): the value whose cells have the lowest median of the
-    timing the knob affects, next to the default's."""
+    timing the knob affects (the default unless another is ``MIN_GAIN`` times faster), next to
+    the default's."""
     rows = []
     ok = table[table["status"] == "ok"]
     for (model, backend, device), group in ok.groupby(["model", "backend", "device"]):
         for name, knob in knobs_by_backend[backend].items():
             figure = "step_ms" if knob.affects == "step" else "predict_ms_per_draw"
             by_value = group.groupby(name)[figure].median()
-            best = str(by_value.idxmin())
+            fastest = str(by_value.idxmin())
             default = knob.default_on(str(device))
+            default_ms = by_value.get(default, float("nan"))
+            best = fastest if not default_ms <= MIN_GAIN * by_value[fastest] else default
             rows.append(
                 dict(
                     model=model,
@@ -90,10 +99,11 @@ def winners(table: pd.DataFrame, knobs_by_backend: dict[str, dict[str, Knob]]) -
                     knob=name,
                     figure=figure,
                     default=default,
-                    default_ms=by_value.get(default, float("nan")),
+                    default_ms=default_ms,
+                    fastest=fastest,
                     best=best,
                     best_ms=by_value[best],
-                    speedup=by_value.get(default, float("nan")) / by_value[best],
+                    speedup=default_ms / by_value[best],
                     **{f"{v}_ms": t for v, t in by_value.items()},
                 )
             )

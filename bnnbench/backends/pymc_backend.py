@@ -42,8 +42,11 @@ BACKEND = dict(
     model_file="pymc",
 )
 
-#: The execution knobs behind ``tuned`` (see :mod:`bnnbench.backends.knobs`); each value was
-#: timed by ``python -m bnnbench.benchmarks.tune`` (results/tuning/cpu, 2-core CPU).
+#: The execution knobs behind ``tuned`` (see :mod:`bnnbench.backends.knobs`), timed by
+#: ``python -P -m bnnbench.benchmarks.tune`` (results/tuning/cpu-dense and cpu-conv, 2-core CPU),
+#: step ms c (with OpenBLAS) / numba / jax: mnist_2x800 95 / 71 / 65, hierarchical 99 / 78 / 63,
+#: conv 1115 / 1073 / 298; moons (results/tuning/cpu-moons_2x5, before OpenBLAS) 0.090 / 0.126 /
+#: 0.281, so moons keeps c.
 KNOBS: dict[str, Knob] = {
     "mode": Knob(
         env="BNNBENCH_PYMC_BACKEND",
