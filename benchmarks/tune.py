@@ -27,14 +27,15 @@ figures, so that a code review sees every change of path).
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 
+from bnnbench.backends import get_backend
 from bnnbench.backends.knobs import Knob
 from bnnbench.config import CellConfig
 from bnnbench.harness import run_cells
@@ -67,7 +68,7 @@ MIN_GAIN = 1.10
 
 def backend_knobs(backend: str) -> dict[str, Knob]:
     """``KNOBS`` of ``backend``'s engine module (imports its library)."""
-    return importlib.import_module(f"bnnbench.backends.{backend}_backend").KNOBS
+    return get_backend(backend).KNOBS
 
 
 def candidates(knobs: dict[str, Knob], device: str) -> Iterator[dict[str, str]]:
@@ -141,16 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             label = "-".join(f"{k}={v}" for k, v in values.items())
             out = args.out / f"{backend}-{label}"
             forced = {knobs[k].env: v for k, v in values.items()}
-            saved = {k: os.environ.get(k) for k in forced}
-            os.environ.update(forced)
-            try:
+            with mock.patch.dict(os.environ, forced):
                 run_cells(cells, out, resume=True, progress=False)
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
             for run in ResultStore(out).runs().to_dict("records"):
                 if run["model"] not in args.models or run["device"] != args.device:
                     continue

@@ -185,7 +185,11 @@ def test_interrupt_loses_at_most_the_running_cell(sig, tmp_path: Path, tiny: lis
     ]
 
 
-@pytest.mark.parametrize("suite", sorted(set(suite_names()) - {"smoke", "smoke_mnist"}))
+#: Suites without moons cells (their MNIST specs are run by test_mnist_specs_run_on_every_backend).
+MNIST_ONLY = {"smoke", "smoke_mnist", "tuned_cpu"}
+
+
+@pytest.mark.parametrize("suite", sorted(set(suite_names()) - MNIST_ONLY))
 def test_every_suite_runs_tiny(suite: str, tmp_path: Path, tiny: list[str]):
     """Each suite file runs end to end (its moons cells; smoke_mnist covers the MNIST specs)."""
     out = tmp_path / suite
@@ -208,6 +212,13 @@ def test_every_suite_runs_tiny(suite: str, tmp_path: Path, tiny: list[str]):
     runs = ResultStore(out).runs()
     assert (runs["status"] == "ok").all(), runs[["run_id", "error"]]
     assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0
+
+
+@pytest.mark.parametrize("suite", sorted(MNIST_ONLY - {"smoke"}))
+def test_mnist_only_suites_are_valid_plans(suite: str, capsys):
+    """The MNIST-only suites parse and validate into a plan (exit 0) without running."""
+    assert main(["plan", "--suite", suite, "--device", "cpu", "--cpus", "2"]) == 0
+    assert "mnist" in capsys.readouterr().out
 
 
 def test_mnist_specs_run_on_every_backend(tmp_path: Path):
