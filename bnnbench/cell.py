@@ -9,7 +9,8 @@ stages in one direction:
 2. *evaluate* (:mod:`bnnbench.evaluate`): metrics from the measurement, the spec, the data, the
    machine's ceilings and the spec's reference posterior, without I/O;
 3. *store* (:mod:`bnnbench.results`): ``inference_data.nc``, ``predictive_summary.nc``,
-   ``scales_summary.csv`` and, last, ``result.json`` (its record and ELBO trace).
+   ``scales_summary.csv`` and, last, ``result.json`` (its record, and its ELBO trace with the
+   learning curve's points on the checkpoint steps).
 
 The parent treats a missing ``result.json`` as a failed cell. A cell whose loss explodes is
 ``diverged``; one that raises is ``failed``; both keep the trace they trained.
@@ -112,6 +113,9 @@ def run_cell(
     started = time.perf_counter()
     spec = get_spec(cfg.model)
     backend = get_backend(cfg.backend)
+    # the backend's libraries as this process loaded them (for PyMC, pytensor's BLAS too)
+    env = {**environment(), "backend_libraries": backend.library_versions()}
+    atomic_write_text(run_dir / "env.json", json.dumps(env, indent=2))
     problem = backend.device_problem(cfg.device)
     if problem is not None:
         return {"status": "unsupported", "error": problem}
@@ -131,9 +135,25 @@ def run_cell(
     return {
         **ev.scores,
         "ood": {k: vars(v) for k, v in ev.ood.items()},
+        "tta": {k: vars(v) for k, v in ev.tta.items()},
+        "curve": ev.curve,
         "peak_rss_mb": peak_rss_mb(),
         "cell_wall_s": time.perf_counter() - started,
     }
+
+
+def _trace_with_curve(trace: list[TracePoint], curve: dict[str, list[float]]) -> dict[str, list]:
+    """The ELBO trace as columns, with the learning curve's columns (NaN off its steps)."""
+    columns: dict[str, list] = {
+        "step": [p.step for p in trace],
+        "wall_s": [p.wall_s for p in trace],
+        "neg_elbo_per_datum": [p.neg_elbo_per_datum for p in trace],
+    }
+    at = {step: i for i, step in enumerate(curve.get("step", []))}
+    for name in ("curve_accuracy", "curve_nll", "curve_eval_s"):
+        values = curve.get(name, [])
+        columns[name] = [values[at[p.step]] if p.step in at else float("nan") for p in trace]
+    return columns
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -158,12 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # the cell fails, the suite goes on
         traceback.print_exc()
         record = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    curve = record.pop("curve", {})
     if trace:  # what was trained (also before a failure, for diagnosis)
-        record["trace"] = {
-            "step": [p.step for p in trace],
-            "wall_s": [p.wall_s for p in trace],
-            "neg_elbo_per_datum": [p.neg_elbo_per_datum for p in trace],
-        }
+        record["trace"] = _trace_with_curve(trace, curve)
     record.setdefault("peak_rss_mb", peak_rss_mb())
     atomic_write_text(run_dir / "result.json", json.dumps(record, default=float))
     return 0

@@ -427,6 +427,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
 
+    migrate = sub.add_parser(
+        "migrate",
+        help="rewrite results folders at the current record schema (what `load` does on read)",
+    )
+    migrate.add_argument("dirs", nargs="+", type=Path, help="results folders (each a runs.csv)")
+
     sub.add_parser("list", help="list specs, backends, profiles, devices and suites")
     return parser
 
@@ -923,6 +929,26 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     return reference_main(argv)
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from bnnbench.record import SCHEMA_VERSION
+    from bnnbench.results import SchemaVersionError, migrate_folder
+    from bnnbench.safety import DirInUseError, ResultsLock
+
+    for d in args.dirs:
+        if not (d / "runs.csv").is_file():
+            _bad_input("migrate", f"{d} holds no runs.csv (not a bnnbench results folder)")
+    for d in args.dirs:
+        try:
+            with ResultsLock(d):
+                rows = migrate_folder(d)
+        except DirInUseError as err:
+            _bad_input("migrate", str(err))
+        except SchemaVersionError as err:
+            _bad_input("migrate", str(err))
+        print(f"{d}: {rows} records migrated to schema version {SCHEMA_VERSION}")
+    return 0
+
+
 def _cmd_list() -> int:
     from bnnbench.config import PROFILE_DESCRIPTIONS
     from bnnbench.harness import SuiteError, load_suite, suite_names
@@ -972,6 +998,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_reference(args)
         if args.command == "plan":
             return _cmd_plan(args)
+        if args.command == "migrate":
+            return _cmd_migrate(args)
         return _cmd_list()
     except OSError as err:  # disk full, read-only folder, permissions: one line, no traceback
         where = f": {err.filename}" if err.filename else ""

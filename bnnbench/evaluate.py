@@ -11,7 +11,11 @@ posterior-predictive mean probability of test point :math:`n` over the :math:`S`
 * the PSIS Pareto-k of :math:`\log p(\theta, y) - \log q(\theta)` (:mod:`bnnbench.diagnostics`);
 * agreement and total variation to a reference posterior (:mod:`bnnbench.reference`);
 * the roofline floors :math:`\max(F/\pi, B/\beta)` of a step and a draw (:mod:`bnnbench.roofline`);
-* ``step_ms``: the median over full chunks of :math:`1000\,t_c / n_c`, with its IQR.
+* ``step_ms``: the median over full chunks of :math:`1000\,t_c / n_c`, with its IQR;
+* the learning curve: accuracy and NLL of each checkpoint's predictive mean on the curve's test
+  subset, and time-to-accuracy (:func:`time_to_accuracy`): per target :math:`a^*` of the spec,
+  the first checkpoint with accuracy :math:`\ge a^*`, its step and its training seconds
+  :math:`\sum_{c \le j} t_c` (compile and curve evaluation excluded), or "not reached".
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import xarray as xr
 from bnnbench import diagnostics, metrics, roofline, uncertainty
 from bnnbench.config import CellConfig
 from bnnbench.measure import Measurement, PredictiveDraws
-from bnnbench.record import OODScores
+from bnnbench.record import OODScores, TimeToAccuracy, tta_key
 from bnnbench.reference import score_against_reference
 from bnnbench.spec import Dataset, ModelSpec
 
@@ -36,8 +40,10 @@ __all__ = [
     "Evaluation",
     "equivalent_over_seeds",
     "evaluate",
+    "learning_curve",
     "step_timing",
     "summary_dataset",
+    "time_to_accuracy",
 ]
 
 #: The stated tolerance of "lands on the same ELBO": the gap of the means over seeds may be at
@@ -60,11 +66,18 @@ class Evaluation:
         The per-point and per-curve datasets of ``predictive_summary.nc``: ``test`` (mean
         probabilities, votes, chi-square, correctness, entropy, MI, reject decisions), ``coverage``,
         ``reliability``, ``ood_<set>`` and, for 2-D specs, ``grid`` and ``test_inputs``.
+    curve
+        The learning curve (:func:`learning_curve`), columns ``step``, ``curve_accuracy``,
+        ``curve_nll``, ``curve_eval_s``.
+    tta
+        Time-to-accuracy per target of the spec (key :func:`~bnnbench.record.tta_key`).
     """
 
     scores: dict[str, Any]
     ood: dict[str, OODScores] = field(default_factory=dict)
     summary: dict[str, xr.Dataset] = field(default_factory=dict)
+    curve: dict[str, list[float]] = field(default_factory=dict)
+    tta: dict[str, TimeToAccuracy] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,60 @@ def _roofline(
     return out
 
 
+def learning_curve(m: Measurement, y_test: np.ndarray) -> dict[str, list[float]]:
+    """Per checkpoint: its step, the accuracy and NLL (nats per point) of its predictive mean
+    on the curve's test points (the first ``len(proba)`` of ``y_test``), and its seconds."""
+    curve: dict[str, list[float]] = {
+        "step": [],
+        "curve_accuracy": [],
+        "curve_nll": [],
+        "curve_eval_s": [],
+    }
+    for c in m.checkpoints:
+        mean_proba = np.asarray(c.proba, np.float64).mean(axis=0)
+        y = y_test[: mean_proba.shape[0]]
+        curve["step"].append(c.step)
+        curve["curve_accuracy"].append(metrics.accuracy(y, mean_proba))
+        curve["curve_nll"].append(metrics.negative_log_likelihood(y, mean_proba))
+        curve["curve_eval_s"].append(c.eval_s)
+    return curve
+
+
+def time_to_accuracy(
+    steps: np.ndarray, train_s: np.ndarray, accuracy: np.ndarray, targets: tuple[float, ...]
+) -> dict[str, TimeToAccuracy]:
+    """For each target, the first curve point (in order of step) with ``accuracy >= target``:
+    its step and training seconds, status ``reached``; else ``not reached``; with no curve
+    point at all, ``no curve``.
+
+    Parameters
+    ----------
+    steps, train_s, accuracy
+        The curve: steps, training seconds (compile and curve evaluation excluded) and test
+        accuracy at each checkpoint.
+    targets
+        Target accuracies (fractions).
+    """
+    steps, train_s = np.asarray(steps, np.float64), np.asarray(train_s, np.float64)
+    accuracy = np.asarray(accuracy, np.float64)
+    order = np.argsort(steps, kind="stable")
+    steps, train_s, accuracy = steps[order], train_s[order], accuracy[order]
+    out = {}
+    for target in targets:
+        if steps.size == 0:
+            out[tta_key(target)] = TimeToAccuracy("no curve", target)
+            continue
+        hit = np.flatnonzero(accuracy >= target)
+        if hit.size == 0:
+            out[tta_key(target)] = TimeToAccuracy("not reached", target)
+        else:
+            j = int(hit[0])
+            out[tta_key(target)] = TimeToAccuracy(
+                "reached", target, float(steps[j]), float(train_s[j])
+            )
+    return out
+
+
 def _pareto_k(spec: ModelSpec, m: Measurement, data: Dataset) -> dict[str, Any]:
     """PSIS Pareto-k over the test draws (NaN below ``diagnostics.PSIS_MIN_DRAWS`` draws)."""
     posterior = m.test.posterior
@@ -250,4 +317,18 @@ def evaluate(
     if "step_floor_ms" in roof:
         scores["step_floor_ratio"] = timing["step_ms"] / roof["step_floor_ms"]
         scores["draw_floor_ratio"] = predict_ms_per_draw / roof["draw_floor_ms"]
-    return Evaluation(scores=scores, ood=ood, summary=summary)
+
+    curve = learning_curve(m, data.y_test)
+    train_s_at = dict(zip(np.cumsum(m.chunk_steps).tolist(), np.cumsum(m.chunk_s), strict=True))
+    tta = time_to_accuracy(
+        np.asarray(curve["step"]),
+        np.asarray([train_s_at[s] for s in curve["step"]]),
+        np.asarray(curve["curve_accuracy"]),
+        spec.accuracy_targets,
+    )
+    scores.update(
+        curve_points=len(m.checkpoints),
+        curve_eval_s=m.curve_eval_s,
+        curve_overhead_pct=100.0 * m.curve_eval_s / m.fit_s if m.fit_s > 0 else float("nan"),
+    )
+    return Evaluation(scores=scores, ood=ood, summary=summary, curve=curve, tta=tta)

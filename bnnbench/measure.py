@@ -8,6 +8,18 @@ probabilities and labels, the execution path and peak memory. It computes no met
 
 Timers (``time.perf_counter``) stop only after the session has synchronised the device.
 
+Learning curve: after the chunks that end at log-spaced steps (:func:`checkpoint_chunks`: chunk
+:math:`j` when :math:`j = \operatorname{round}(2^{i/2})` for some :math:`i \ge 0`, and the last
+chunk), ``CURVE_DRAWS`` parameters are drawn from the current approximation and the session
+predicts the first ``CURVE_POINTS`` test points with them through its own API
+(:func:`curve_predictive`), always with the same seed (common random numbers along the curve).
+The draws come from the session's variational parameters (:func:`variational_draws`: the same
+mean-field q, drawn in NumPy), because the libraries' own samplers cost 1-4 s a call on the
+MNIST nets here (``approx.sample``, ``guide.sample_posterior``), ten times the predictive.
+That evaluation is timed on its own clock: it is excluded from the chunk times, so from
+``fit_s``, ``step_ms`` and the trace's ``wall_s``. A session's drawing and predicting must not
+disturb its training (its random state included): the contract test checks it.
+
 Divergence: a run whose chunk-mean negative ELBO per datum is not finite, or exceeds
 ``DIVERGENCE_FACTOR`` times the magnitude of the first step's (the loss at the initial
 parameters), raises :class:`DivergedError`: the fit exploded, finite or not, on every backend.
@@ -28,19 +40,31 @@ from bnnbench.registry import backend_info
 from bnnbench.spec import Dataset, ModelSpec
 
 __all__ = [
+    "CURVE_DRAWS",
+    "CURVE_POINTS",
     "DIVERGENCE_FACTOR",
+    "Checkpoint",
     "DivergedError",
     "Measurement",
     "PredictiveDraws",
     "TracePoint",
+    "checkpoint_chunks",
     "chunk_sizes",
+    "curve_predictive",
     "measure",
     "peak_rss_mb",
     "posterior_predictive",
+    "variational_draws",
 ]
 
 #: A chunk whose mean -ELBO/datum exceeds this multiple of |first step's| has diverged.
 DIVERGENCE_FACTOR = 100.0
+#: Test points (the first of the test set) and posterior draws of each learning-curve
+#: checkpoint: accuracy to about +-0.3 percentage points at 98%, at a few percent of training.
+CURVE_POINTS = 2_000
+CURVE_DRAWS = 4
+#: Added to the cell's seed for the checkpoints' draws (the test set uses the seed itself).
+CURVE_SEED_OFFSET = 30_000
 
 
 class DivergedError(FloatingPointError):
@@ -80,6 +104,16 @@ class PredictiveDraws:
 
 
 @dataclass
+class Checkpoint:
+    """One learning-curve point: the predictive on the curve's test subset after ``step``
+    steps (``proba`` as in :class:`PredictiveDraws`), and the seconds it took."""
+
+    step: int
+    proba: np.ndarray
+    eval_s: float
+
+
+@dataclass
 class Measurement:
     """Everything a cell measured, before any metric.
 
@@ -93,6 +127,8 @@ class Measurement:
         Steps and wall seconds of each training chunk, in order.
     trace
         One :class:`TracePoint` per chunk.
+    checkpoints
+        The learning curve's :class:`Checkpoint` s, in order of step.
     test, grid, ood
         Predictive draws on the test set, the spec's grid (or ``None``) and each OOD set
         (the test draws' parameters reused).
@@ -119,10 +155,15 @@ class Measurement:
     variational: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     peak_device_mb: float | None = None
     peak_rss_mb: float = float("nan")
+    checkpoints: list[Checkpoint] = field(default_factory=list)
 
     @property
     def fit_s(self) -> float:
         return float(sum(self.chunk_s))
+
+    @property
+    def curve_eval_s(self) -> float:
+        return float(sum(c.eval_s for c in self.checkpoints))
 
 
 def chunk_sizes(steps: int, trace_every: int) -> list[int]:
@@ -131,6 +172,19 @@ def chunk_sizes(steps: int, trace_every: int) -> list[int]:
     if steps % trace_every:
         sizes.append(steps % trace_every)
     return sizes
+
+
+def checkpoint_chunks(n_chunks: int) -> list[int]:
+    r"""The chunks (1-based) after which the learning curve is evaluated: two per doubling of
+    the step count, :math:`\operatorname{round}(2^{i/2})` = 1, 2, 3, 4, 6, 8, 11, 16, 23, 32, ...,
+    and the last one; about :math:`2 \log_2 n + 1` of ``n_chunks``."""
+    chosen, i = set(), 0
+    while (j := round(2 ** (i / 2))) <= n_chunks:
+        chosen.add(j)
+        i += 1
+    if n_chunks > 0:
+        chosen.add(n_chunks)
+    return sorted(chosen)
 
 
 def peak_rss_mb() -> float:
@@ -166,6 +220,41 @@ def posterior_predictive(
         y=np.concatenate(labels, axis=1),
         seconds=time.perf_counter() - t,
     )
+
+
+def variational_draws(
+    spec: ModelSpec,
+    variational: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    draws: int,
+    seed: int,
+    dtype: str = "float32",
+) -> dict[str, np.ndarray]:
+    r"""``draws`` draws of every parameter tensor from a mean-field approximation given, per
+    tensor, as ``(loc, scale)`` in the unconstrained space (a session's
+    ``variational_parameters()``): :math:`z = \mu + \sigma \odot \varepsilon` with
+    :math:`\varepsilon \sim \mathcal N(0, I)`, and :math:`\theta = e^{z}` for a positive
+    parameter, else :math:`\theta = z`; ``(draws, *shape)`` each, in ``dtype``."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for param in spec.params:
+        loc, scale = (np.asarray(a, np.float64) for a in variational[param.name])
+        z = loc + scale * rng.standard_normal((draws, *loc.shape))
+        out[param.name] = (np.exp(z) if param.positive else z).astype(dtype)
+    return out
+
+
+def curve_predictive(
+    session: TrainingSession, spec: ModelSpec, cfg: CellConfig, X: np.ndarray
+) -> PredictiveDraws:
+    """One learning-curve checkpoint: ``CURVE_DRAWS`` draws from the session's current
+    approximation (:func:`variational_draws`; a maximum-likelihood session's own point) and its
+    predictive at ``X``, seeded with the cell's seed + ``CURVE_SEED_OFFSET``."""
+    seed = cfg.seed + CURVE_SEED_OFFSET
+    posterior = None
+    if backend_info(cfg.backend).bayesian:
+        variational = session.variational_parameters()
+        posterior = variational_draws(spec, variational, CURVE_DRAWS, seed, session.dtype)
+    return posterior_predictive(session, X, CURVE_DRAWS, seed, spec.predict_chunk, posterior)
 
 
 def _check_finite(losses: np.ndarray, done: int) -> None:
@@ -206,9 +295,12 @@ def measure(
 
     chunk_s: list[float] = []
     trace: list[TracePoint] = []
+    checkpoints: list[Checkpoint] = []
+    at_chunks = set(checkpoint_chunks(len(sizes)))
+    X_curve = data.X_test[:CURVE_POINTS]
     done, initial = 0, float("nan")
     fit_start = time.perf_counter()
-    for n_steps in sizes:
+    for chunk, n_steps in enumerate(sizes, start=1):
         t = time.perf_counter()
         losses = np.asarray(session.run_steps(n_steps), np.float64)
         chunk_s.append(time.perf_counter() - t)
@@ -216,13 +308,18 @@ def measure(
         _check_finite(losses, done)
         if not trace:
             initial = float(losses[0]) / data.n_train
+        curve_s = sum(c.eval_s for c in checkpoints)  # the training clock stops during them
         point = TracePoint(
-            done, time.perf_counter() - fit_start, float(np.mean(losses)) / data.n_train
+            done, time.perf_counter() - fit_start - curve_s, float(np.mean(losses)) / data.n_train
         )
         trace.append(point)
         if on_trace is not None:
             on_trace(point)
         _check_explosion(point, initial)
+        if chunk in at_chunks:
+            t = time.perf_counter()
+            out = curve_predictive(session, spec, cfg, X_curve)
+            checkpoints.append(Checkpoint(done, out.proba, time.perf_counter() - t))
 
     test = posterior_predictive(
         session, data.X_test, cfg.predict_draws, cfg.seed, spec.predict_chunk
@@ -255,4 +352,5 @@ def measure(
         variational=variational,
         peak_device_mb=session.peak_device_memory_mb(),
         peak_rss_mb=peak_rss_mb(),
+        checkpoints=checkpoints,
     )

@@ -12,6 +12,11 @@ Versions of the schema (``schema_version``):
 * 1: the unversioned ``runs.csv`` of bnnbench 0.1 (no ``schema_version`` column).
 * 2: adds ``schema_version``, ``cell_key``, ``git_diff_sha256``, the host-load fields
   (``host_*``) and the status ``diverged``. :func:`bnnbench.results.load` migrates 1 to 2.
+* 3: adds the learning curve's cost (``curve_points``, ``curve_eval_s``,
+  ``curve_overhead_pct``) and time-to-accuracy, one :class:`TimeToAccuracy` per target of the
+  spec, stored flat as ``tta_<percent>_<field>`` (``tta_89_8_steps``); the curve's points are
+  columns of ``traces.csv``. Records of version 2 have no curve: migrated, their targets read
+  ``no curve``.
 """
 
 from __future__ import annotations
@@ -28,12 +33,18 @@ __all__ = [
     "CELL_KEY_FIELDS",
     "FINISHED_STATUSES",
     "SCHEMA_VERSION",
+    "TTA_STATUSES",
     "OODScores",
     "RunRecord",
+    "TimeToAccuracy",
     "cell_key",
+    "tta_key",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: What a time-to-accuracy says: the curve reached the target, did not, or there is no curve
+#: (a record from before schema 3, or a cell that did not finish).
+TTA_STATUSES = ("reached", "not reached", "no curve")
 #: Statuses that a rerun with the same settings would reproduce: ``--resume`` skips them and a
 #: later record of the same cell with one of them supersedes an earlier one.
 FINISHED_STATUSES = frozenset({"ok", "diverged", "unavailable"})
@@ -61,6 +72,41 @@ def _f(doc: str, default: Any = NAN) -> Any:
     return field(default=default, metadata={"doc": doc})
 
 
+#: Fields of :class:`RunRecord` stored flat as ``<field>_<key>_<subfield>`` columns.
+NESTED = ("ood", "tta")
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _nested(
+    row: dict[str, Any], prefix: str, kind: type, *, drop_empty: bool = False
+) -> dict[str, dict[str, Any]]:
+    """``{key: {subfield: value}}`` from a row's ``<prefix>_<key>_<subfield>`` columns (or its
+    nested ``<prefix>`` mapping); a key whose status is not text takes the default status.
+    ``drop_empty`` leaves out keys whose every value is missing (in a table of several specs,
+    the columns of another spec's keys)."""
+    names = sorted((f.name for f in fields(kind)), key=len, reverse=True)
+    out: dict[str, dict[str, Any]] = {
+        k: dict(v) for k, v in (row.get(prefix) or {}).items() if isinstance(v, dict)
+    }
+    for column, v in row.items():
+        if not column.startswith(f"{prefix}_"):
+            continue
+        for name in names:
+            if column.endswith(f"_{name}"):
+                out.setdefault(column[len(prefix) + 1 : -len(name) - 1], {})[name] = v
+                break
+    if drop_empty:
+        out = {k: d for k, d in out.items() if any(not _missing(v) for v in d.values())}
+    status_default = next(f.default for f in fields(kind) if f.name == "status")
+    for d in out.values():
+        if not isinstance(d.get("status"), str):
+            d["status"] = status_default
+    return out
+
+
 def cell_key(values: dict[str, Any]) -> str:
     """A short hash of the :data:`CELL_KEY_FIELDS` of a record (numbers normalised)."""
 
@@ -83,6 +129,26 @@ class OODScores:
     entropy_auroc: float = _f("AUROC of predictive entropy, in- vs out-of-distribution")
     mi_auroc: float = _f("AUROC of mutual information, in- vs out-of-distribution")
     chi2_auroc: float = _f("AUROC of the votes' chi-square, in- vs out-of-distribution")
+
+
+def tta_key(target: float) -> str:
+    """The name of an accuracy target in columns: its percentage, ``_`` for the point
+    (0.898 -> ``89_8``, 0.95 -> ``95``)."""
+    return f"{round(100 * target, 3):g}".replace(".", "_")
+
+
+@dataclass
+class TimeToAccuracy:
+    """When a cell's learning curve first reached one test-accuracy target
+    (:func:`bnnbench.evaluate.time_to_accuracy`)."""
+
+    status: str = _f("reached, not reached (within the cell's steps) or no curve", "no curve")
+    target: float = _f("the target test accuracy, a fraction")
+    steps: float = _f("training steps at the first checkpoint at or above it (NaN unless reached)")
+    train_s: float = _f(
+        "training seconds to that checkpoint: compile and curve evaluation excluded (NaN "
+        "unless reached)"
+    )
 
 
 @dataclass
@@ -118,6 +184,14 @@ class RunRecord:
     predict_s: float = _f("seconds drawing the posterior and predicting the test set")
     predict_ms_per_draw: float = _f("predict_s per posterior draw, in milliseconds")
     cell_wall_s: float = _f("seconds of the whole cell process")
+    # the learning curve (points in traces.csv: curve_accuracy, curve_nll, curve_eval_s)
+    curve_points: int = _f(
+        "learning-curve checkpoints: test accuracy and NLL of a few posterior draws on a fixed "
+        "test subset, at log-spaced steps (0: none)",
+        0,
+    )
+    curve_eval_s: float = _f("seconds evaluating the checkpoints (excluded from fit_s, step_ms)")
+    curve_overhead_pct: float = _f("curve_eval_s / fit_s, %")
     # memory
     peak_rss_mb: float = _f("peak resident host memory of the cell process, MiB")
     peak_device_mb: float = _f("peak accelerator memory of the cell process, MiB (NaN on CPU)")
@@ -176,6 +250,10 @@ class RunRecord:
     started_at: str = _f("when the cell started, ISO 8601 UTC", "")
     # per out-of-distribution set
     ood: dict[str, OODScores] = field(default_factory=dict, metadata={"doc": "per OOD set"})
+    # per accuracy target of the spec (key: tta_key(target))
+    tta: dict[str, TimeToAccuracy] = field(
+        default_factory=dict, metadata={"doc": "per accuracy target of the spec"}
+    )
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -185,16 +263,19 @@ class RunRecord:
 
     # ----------------------------------------------------------------------------- flat rows
     def to_row(self) -> dict[str, Any]:
-        """The flat ``runs.csv`` row: every field, then ``ood_<set>_<field>``."""
-        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ood"}
+        """The flat ``runs.csv`` row: every field, then ``ood_<set>_<field>`` and
+        ``tta_<target>_<field>``."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NESTED}
         for name, scores in self.ood.items():
             row.update({f"ood_{name}_{k}": v for k, v in asdict(scores).items()})
+        for name, tta in self.tta.items():
+            row.update({f"tta_{name}_{k}": v for k, v in asdict(tta).items()})
         return row
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
         """Inverse of :meth:`to_row` (NaN text fields become empty; unknown keys are ignored)."""
-        known = {f.name: f for f in fields(cls) if f.name != "ood"}
+        known = {f.name: f for f in fields(cls) if f.name not in NESTED}
         values: dict[str, Any] = {}
         for name, f in known.items():
             if name not in row:
@@ -208,22 +289,10 @@ class RunRecord:
             elif isinstance(default, int) and not isinstance(default, bool):
                 v = int(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else 0
             values[name] = v
-        ood: dict[str, dict[str, Any]] = {
-            k: dict(v) for k, v in (row.get("ood") or {}).items() if isinstance(v, dict)
-        }
-        ood_fields = [f.name for f in fields(OODScores)]
-        for key, v in row.items():
-            if not key.startswith("ood_"):
-                continue
-            for name in sorted(ood_fields, key=len, reverse=True):
-                if key.endswith(f"_{name}"):
-                    ood.setdefault(key[4 : -len(name) - 1], {})[name] = v
-                    break
-        values["ood"] = {
-            k: OODScores(
-                **{**d, "status": d.get("status") if isinstance(d.get("status"), str) else ""}
-            )
-            for k, d in ood.items()
+        values["ood"] = {k: OODScores(**d) for k, d in _nested(row, "ood", OODScores).items()}
+        values["tta"] = {
+            k: TimeToAccuracy(**d)
+            for k, d in _nested(row, "tta", TimeToAccuracy, drop_empty=True).items()
         }
         return cls(**values)
 

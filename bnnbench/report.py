@@ -36,7 +36,9 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from bnnbench.config import PROFILE_DESCRIPTIONS
 from bnnbench.diagnostics import PSIS_MIN_DRAWS
+from bnnbench.measure import CURVE_DRAWS, CURVE_POINTS
 from bnnbench.recommend import Recommendation, SpecDeviceAnswers, report_answers
+from bnnbench.record import tta_key
 from bnnbench.registry import backends as registered_backends
 from bnnbench.results import (
     Damage,
@@ -609,6 +611,186 @@ def _trace_plot(runs: pd.DataFrame, traces: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
+def _curve_points(runs: pd.DataFrame, traces: pd.DataFrame) -> pd.DataFrame:
+    """The learning-curve points of the ``ok`` runs, with their backend, seed and source."""
+    runs = _with_source(runs)
+    ok = runs[runs["status"] == "ok"]
+    if "curve_accuracy" not in traces or ok.empty:
+        return pd.DataFrame()
+    on = ["run_id", "results_dir"] if {"results_dir"} <= set(traces) & set(ok) else ["run_id"]
+    points = traces[pd.to_numeric(traces["curve_accuracy"], errors="coerce").notna()]
+    return points.merge(ok[[*on, "backend", "seed", "source"]], on=on)
+
+
+def _curve_figure(runs: pd.DataFrame, traces: pd.DataFrame) -> str | None:
+    fig = _curve_plot(runs, traces)
+    return None if fig is None else _svg(fig)
+
+
+def _curve_plot(runs: pd.DataFrame, traces: pd.DataFrame) -> plt.Figure | None:
+    """Test accuracy of the learning-curve checkpoints against step and against training wall
+    time (compile and the checkpoints excluded), one line per run, the spec's accuracy targets
+    dotted."""
+    data = _curve_points(runs, traces)
+    if data.empty:
+        return None
+    spec = _spec(str(runs["model"].iloc[0]))
+    sources = list(dict.fromkeys(data["source"]))
+    styles = ["-", "--", ":", "-."]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)
+    for backend in _backend_order(data["backend"].unique()):
+        mine = data[data["backend"] == backend]
+        for source in list(dict.fromkeys(mine["source"])):
+            for i, (_, run) in enumerate(mine[mine["source"] == source].groupby("run_id")):
+                run = run.sort_values("step")
+                label = None
+                if i == 0:
+                    label = backend if len(sources) < 2 else f"{backend} · {source}"
+                kw = dict(
+                    color=COLORS.get(backend),
+                    alpha=0.85,
+                    lw=1.3,
+                    marker=".",
+                    ls=styles[sources.index(source) % len(styles)],
+                    label=label,
+                )
+                accuracy = 100 * run["curve_accuracy"].astype(float)
+                left.plot(run["step"], accuracy, **kw)
+                right.plot(run["wall_s"], accuracy, **kw)
+    lo = float(100 * data["curve_accuracy"].astype(float).quantile(0.1))
+    for target in spec.accuracy_targets if spec is not None else ():
+        for ax in (left, right):
+            ax.axhline(100 * target, color="0.5", lw=0.8, ls=":")
+        right.annotate(
+            f"{100 * target:g}%",
+            (1.0, 100 * target),
+            xycoords=("axes fraction", "data"),
+            fontsize=7,
+            color="0.4",
+            va="bottom",
+            ha="right",
+        )
+    top = max(
+        100 * max(spec.accuracy_targets, default=0) if spec else 0,
+        100 * data["curve_accuracy"].astype(float).max(),
+    )
+    left.set_ylim(max(lo - 2, 0), min(top + 1, 100))
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    left.set_ylabel("test accuracy (%)")
+    left.set_xlabel("step")
+    right.set_xlabel("training wall time (s; compile and checkpoints excluded)")
+    _log_ticks(left, axis="x")
+    _log_ticks(right, axis="x")
+    left.legend(frameon=False, fontsize=8)
+    fig.suptitle(
+        f"Learning curve: accuracy of {CURVE_DRAWS} posterior draws on the first {CURVE_POINTS} "
+        "test points (one line per seed; dotted: the spec's targets)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _tta_cell(group: pd.DataFrame, key: str) -> str:
+    """Median steps and training time to one target over the seeds that reached it, with how
+    many did; else why none did."""
+    status = group.get(f"tta_{key}_status", pd.Series(dtype=object)).fillna("no curve")
+    reached = group[status == "reached"]
+    n = len(group)
+    if reached.empty:
+        if (status == "not reached").any():
+            return f"not reached ({int((status == 'not reached').sum())}/{n})"
+        return "no curve"
+    steps = float(reached[f"tta_{key}_steps"].astype(float).median())
+    seconds = float(reached[f"tta_{key}_train_s"].astype(float).median())
+    where = f"{steps:,.0f} steps · {_duration(seconds)}"
+    return where if len(reached) == n else f"{where} ({len(reached)}/{n} seeds)"
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def tta_table(runs: pd.DataFrame) -> pd.DataFrame | None:
+    """Time-to-accuracy of one spec's ``ok`` runs: a row per backend (and source), a column per
+    accuracy target, each the median steps and training time (compile excluded) over the seeds
+    that reached it, or "not reached (n/m)" / "no curve"."""
+    runs = _with_source(runs)
+    ok = runs[runs["status"] == "ok"]
+    spec = _spec(str(runs["model"].iloc[0])) if len(runs) else None
+    if ok.empty or spec is None or not spec.accuracy_targets:
+        return None
+    if "curve_points" not in ok or not (ok["curve_points"].fillna(0).astype(float) > 0).any():
+        return None
+    several = ok["source"].nunique() > 1
+    rows = {}
+    for (backend, source), group in ok.groupby(["backend", "source"], sort=False):
+        label = f"{backend} · {source}" if several else backend
+        rows[label] = {f"{100 * t:g}%": _tta_cell(group, tta_key(t)) for t in spec.accuracy_targets}
+        rows[label]["final accuracy"] = _percent(float(group["accuracy"].median()))
+    order = [b for b in _backend_order(ok["backend"].unique())]
+    table = pd.DataFrame(rows).T
+    table = table.loc[sorted(table.index, key=lambda r: order.index(r.split(" · ")[0]))]
+    return table.rename_axis("time to accuracy")
+
+
+def _seeds(n: int) -> str:
+    return "1 seed" if n == 1 else f"{n} seeds"
+
+
+def versus_tutorials(runs: pd.DataFrame) -> pd.DataFrame | None:
+    """Each tutorial's figure beside ours: per spec, the tutorial (accuracy, steps, time,
+    hardware) and each backend's best cell (highest median final accuracy over its seeds, per
+    profile and device): accuracy, steps, time (compile plus training) and machine."""
+    ok = runs[runs["status"] == "ok"]
+    rows = []
+    for model in dict.fromkeys(ok["model"]):
+        spec = _spec(model)
+        if spec is None:
+            continue
+        for anchor in spec.tutorials:
+            if anchor.accuracy is None or anchor.refusal:
+                continue
+            rows.append(
+                {
+                    "spec": model,
+                    "who": anchor.source,
+                    "accuracy": _percent(anchor.accuracy),
+                    "steps": f"{anchor.steps:,}" if anchor.steps else "not stated",
+                    "time": (
+                        _duration(3600 * anchor.wall_time_h) if anchor.wall_time_h else "not stated"
+                    ),
+                    "hardware": anchor.hardware or "not stated",
+                }
+            )
+        mine = ok[ok["model"] == model]
+        for backend in _backend_order(mine["backend"].unique()):
+            cells = mine[mine["backend"] == backend].groupby(["profile", "device", "steps"])
+            best = max(cells, key=lambda kv: float(kv[1]["accuracy"].median()))[1]
+            seconds = (best["compile_s"].astype(float) + best["fit_s"].astype(float)).median()
+            device = str(best["device"].iloc[0])
+            machine = best["cpu" if device == "cpu" else "gpu"].iloc[0]
+            rows.append(
+                {
+                    "spec": model,
+                    "who": f"bnnbench {backend} ({best['profile'].iloc[0]}, {_seeds(len(best))})",
+                    "accuracy": _percent(float(best["accuracy"].median())),
+                    "steps": f"{int(best['steps'].iloc[0]):,}",
+                    "time": _duration(float(seconds)),
+                    "hardware": f"{device}: {machine}",
+                }
+            )
+    return pd.DataFrame(rows) if rows else None
+
+
 def _timing_figure(runs: pd.DataFrame) -> str | None:
     fig = _timing_plot(runs)
     return None if fig is None else _svg(fig)
@@ -1101,6 +1283,8 @@ def _sections(runs: pd.DataFrame, traces: pd.DataFrame) -> list[dict]:
                 execution_paths=paths,
                 failures=failures.to_dict(orient="records"),
                 trace_svg=_trace_figure(group, traces),
+                curve_svg=_curve_figure(group, traces),
+                tta_html=(lambda t: None if t is None else _table_html(t))(tta_table(group)),
                 timing_svg=_timing_figure(group),
                 surface_svg=_surface_figure(group, reference),
                 chi_square_svg=chi_square_svg,
@@ -1318,6 +1502,9 @@ def render_report(
         busy=int(runs.get("host_busy", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()),
         status_counts=runs["status"].value_counts().to_dict(),
         sections=_sections(runs, traces),
+        tutorials_html=(lambda t: None if t is None else _table_html(t.set_index("spec")))(
+            versus_tutorials(runs)
+        ),
         provenance_html=provenance,
     )
     out = Path(out)

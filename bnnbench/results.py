@@ -1,7 +1,9 @@
 """Stage 3, *store and load*: the only module that reads or writes results.
 
 A results folder holds ``runs.csv`` (one :class:`~bnnbench.record.RunRecord` per row, flat),
-``traces.csv`` (``run_id, step, wall_s, neg_elbo_per_datum``) and one folder per run with
+``traces.csv`` (``run_id, step, wall_s, neg_elbo_per_datum`` per trace point, and on the
+learning curve's checkpoints ``curve_accuracy, curve_nll, curve_eval_s``, else empty) and one
+folder per run with
 ``config.json``, ``env.json``, ``cell.log``, ``result.json``, ``predictive_summary.nc`` and
 ``inference_data.nc`` (ArviZ layout, see :func:`inference_data`).
 
@@ -34,6 +36,7 @@ from bnnbench.record import (
     SCHEMA_VERSION,
     RunRecord,
     cell_key,
+    tta_key,
 )
 from bnnbench.types import STATUSES
 
@@ -50,12 +53,21 @@ __all__ = [
     "load",
     "load_traces",
     "load_tree",
+    "migrate_folder",
     "n_test_per_spec",
     "open_artifacts",
     "write_tree",
 ]
 
-TRACE_COLUMNS: tuple[str, ...] = ("run_id", "step", "wall_s", "neg_elbo_per_datum")
+TRACE_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "step",
+    "wall_s",
+    "neg_elbo_per_datum",
+    "curve_accuracy",
+    "curve_nll",
+    "curve_eval_s",
+)
 #: Per-run files the report reads; an ``ok`` run missing one is damaged.
 REQUIRED_ARTIFACTS: tuple[str, ...] = ("predictive_summary.nc",)
 REFERENCE_FILE = "nuts.nc"
@@ -232,7 +244,11 @@ class ResultStore:
         return _read_csv(self.runs_path, [f for f, _ in RunRecord.describe()])
 
     def traces(self) -> pd.DataFrame:
-        return _read_csv(self.traces_path, TRACE_COLUMNS)
+        """The trace points; a folder written before the learning curve (schema < 3) has
+        empty curve columns."""
+        traces = _read_csv(self.traces_path, TRACE_COLUMNS)
+        extra = [c for c in traces if c not in TRACE_COLUMNS]
+        return traces.reindex(columns=[*TRACE_COLUMNS, *extra])
 
     def finished_run_ids(self) -> set[str]:
         runs = self.runs()
@@ -259,7 +275,8 @@ class ResultStore:
         traces = self.traces()
         traces = traces[traces["run_id"] != run_id]
         if trace is not None and len(trace):
-            traces = pd.concat([traces, trace[list(TRACE_COLUMNS)]], ignore_index=True)
+            new = trace.reindex(columns=list(TRACE_COLUMNS))
+            traces = new if traces.empty else pd.concat([traces, new], ignore_index=True)
         atomic_write_text(self.traces_path, traces.to_csv(index=False))
         runs = self.runs()
         runs = runs[runs["run_id"] != run_id]
@@ -310,23 +327,85 @@ def _migrate_1_to_2(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
+def _migrate_2_to_3(runs: pd.DataFrame) -> pd.DataFrame:
+    """Version 2 -> 3: no learning curve was taken, so no curve points, and every accuracy
+    target of the record's spec reads ``no curve``."""
+    from bnnbench.spec import SPEC_NAMES, get_spec
+
+    runs = runs.copy()
+    runs["schema_version"] = 3
+    runs["curve_points"] = 0
+    runs["curve_eval_s"] = np.nan
+    runs["curve_overhead_pct"] = np.nan
+    for model in runs["model"].dropna().unique():
+        if model not in SPEC_NAMES:
+            continue
+        mine = runs["model"] == model
+        for target in get_spec(model).accuracy_targets:
+            prefix = f"tta_{tta_key(target)}_"
+            for name in ("status", "target", "steps", "train_s"):
+                if prefix + name not in runs:
+                    runs[prefix + name] = "" if name == "status" else np.nan
+            runs.loc[mine, prefix + "status"] = "no curve"
+            runs.loc[mine, prefix + "target"] = target
+    return runs
+
+
 #: Known migrations: version -> function to the next version.
-MIGRATIONS = {1: _migrate_1_to_2}
+MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def _migrate(runs: pd.DataFrame, source: Path) -> pd.DataFrame:
+    """Every row at :data:`~bnnbench.record.SCHEMA_VERSION`: each older row through the known
+    migrations (a folder written by several versions, e.g. resumed after an upgrade, holds rows
+    of each); a newer row raises :class:`SchemaVersionError`."""
     if runs.empty:
         return runs
-    version = int(runs["schema_version"].max()) if "schema_version" in runs else 1
-    if version > SCHEMA_VERSION:
+    versions = (
+        pd.to_numeric(runs["schema_version"], errors="coerce").fillna(1).astype(int)
+        if "schema_version" in runs
+        else pd.Series(1, index=runs.index)
+    )
+    newest = int(versions.max())
+    if newest > SCHEMA_VERSION:
         raise SchemaVersionError(
-            f"{source} has result schema version {version}; this bnnbench reads up to "
+            f"{source} has result schema version {newest}; this bnnbench reads up to "
             f"{SCHEMA_VERSION}: upgrade bnnbench to read it"
         )
-    while version < SCHEMA_VERSION:
-        runs = MIGRATIONS[version](runs)
-        version += 1
-    return runs
+    parts = []
+    for version in sorted(versions.unique()):
+        part = runs[versions == version]
+        while version < SCHEMA_VERSION:
+            part = MIGRATIONS[version](part)
+            version += 1
+        parts.append(part)
+    migrated = pd.concat(parts) if len(parts) > 1 else parts[0]
+    return migrated.loc[runs.index]
+
+
+def migrate_folder(root: Path) -> int:
+    """Rewrite ``root/runs.csv`` at the current schema version (atomically; the records and
+    their values are kept, new fields take their migrated values); the rows migrated.
+
+    Raises :class:`SchemaVersionError` for a newer version, ``FileNotFoundError`` without
+    ``runs.csv``.
+    """
+    store = ResultStore(root)
+    if not store.has_results():
+        raise FileNotFoundError(f"{root} has no runs.csv")
+    runs = store.runs()
+    before = (
+        pd.to_numeric(runs["schema_version"], errors="coerce").fillna(1)
+        if "schema_version" in runs
+        else pd.Series(1, index=runs.index)
+    )
+    migrated = _migrate(runs, store.runs_path)
+    order = [f for f, _ in RunRecord.describe() if f in migrated]
+    migrated = migrated[order + [c for c in migrated if c not in order]]
+    atomic_write_text(store.runs_path, migrated.to_csv(index=False))
+    if store.traces_path.exists():
+        atomic_write_text(store.traces_path, store.traces().to_csv(index=False))
+    return int((before < SCHEMA_VERSION).sum())
 
 
 def _short_rows(path: Path) -> set[int]:

@@ -193,6 +193,10 @@ class ModelSpec:
     gpu_fraction
         Share of one GPU a GPU cell of this spec needs when cells share a device (1.0: a GPU
         of its own). Below 1, JAX is limited to that share of the device's memory.
+    accuracy_targets
+        Test accuracies (fractions, ascending) whose time-to-accuracy every cell reports: the
+        training steps and seconds at which its learning curve first reaches each (the tutorials'
+        figures among them), or "not reached".
     """
 
     name: str
@@ -219,6 +223,7 @@ class ModelSpec:
     nuts_reference: bool = False
     cell_memory_mb: int = 2_000
     gpu_fraction: float = 1.0
+    accuracy_targets: tuple[float, ...] = ()
 
     @property
     def param_dims(self) -> dict[str, tuple[str, ...]]:

@@ -205,6 +205,7 @@ class PyMCSession:
     def variational_parameters(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per parameter, the mean-field (loc, scale) in the unconstrained space (PyMC's value
         variables: the parameter itself, or its log for the positive scales)."""
+        self._writable_parameters()
         group = self.inference.approx.groups[0]
         mean, std = group.mean.eval(), group.std.eval()
         values_to_names = {
@@ -225,9 +226,25 @@ class PyMCSession:
             if not getattr(value, "flags", None) or not value.flags.writeable:
                 shared.set_value(np.array(value))
 
+    def _training_rngs(self) -> list:
+        """The random generators (shared variables) the compiled step draws from: the
+        minibatch indices and the ELBO's noise."""
+        from pytensor.tensor.random.type import RandomGeneratorType
+
+        return [v for v in self._step.get_shared() if isinstance(v.type, RandomGeneratorType)]
+
     def sample_posterior(self, draws: int, seed: int) -> dict[str, np.ndarray]:
         self._writable_parameters()
-        posterior = self.inference.approx.sample(draws, random_seed=seed).posterior
+        # ``approx.sample(random_seed=...)`` reseeds the approximation's generators, which the
+        # training step shares: give training back its state, so that a learning-curve
+        # checkpoint leaves the next chunks' minibatches and noise as they would have been.
+        rngs = self._training_rngs()
+        states = [rng.get_value(borrow=False) for rng in rngs]
+        try:
+            posterior = self.inference.approx.sample(draws, random_seed=seed).posterior
+        finally:
+            for rng, state in zip(rngs, states, strict=True):
+                rng.set_value(state, borrow=True)
         shapes = self.spec.param_shapes
         return {k: posterior[k].values.reshape(draws, *shapes[k]) for k in self.spec.param_names}
 

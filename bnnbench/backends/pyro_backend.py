@@ -9,7 +9,9 @@ on the GPU, torch's fused Adam kernel (the same update rule in one kernel per st
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pyro
@@ -78,6 +80,22 @@ def log_joint_terms(
         {k: float(v.detach()) for k, v in terms.items()},
         {k: g.detach().numpy() for k, g in zip(point, grads, strict=True)},
     )
+
+
+@contextlib.contextmanager
+def _training_rng_kept() -> Iterator[None]:
+    """Seed freely inside (drawing and predicting with their own seeds), then give training
+    back the random state it had (torch's CPU and CUDA generators, Python's and NumPy's: what
+    ``pyro.set_rng_seed`` reseeds), so that a learning-curve checkpoint between two chunks
+    leaves the minibatches and the ELBO's noise of the next ones as they would have been."""
+    state = pyro.util.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        pyro.util.set_rng_state(state)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 class PyroSession:
@@ -168,6 +186,10 @@ class PyroSession:
 
     @torch.no_grad()
     def sample_posterior(self, draws: int, seed: int) -> dict[str, np.ndarray]:
+        with _training_rng_kept():
+            return self._sample_posterior(draws, seed)
+
+    def _sample_posterior(self, draws: int, seed: int) -> dict[str, np.ndarray]:
         pyro.set_rng_seed(seed)
         guide_draws = Predictive(self.guide, num_samples=draws, parallel=False)(
             self.X, self.y, batch_size=self.cfg.batch_size
@@ -180,6 +202,12 @@ class PyroSession:
 
     @torch.no_grad()
     def predict(
+        self, posterior: dict[str, np.ndarray], X: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with _training_rng_kept():
+            return self._predict(posterior, X, seed)
+
+    def _predict(
         self, posterior: dict[str, np.ndarray], X: np.ndarray, seed: int
     ) -> tuple[np.ndarray, np.ndarray]:
         pyro.set_rng_seed(seed)

@@ -114,6 +114,8 @@ def draw_cost(n_points: int) -> WorkCost:
 SPEC = ModelSpec(
     name="mnist_2x800_hier",
     cell_memory_mb=5_000,  # peak_rss_mb of the committed results, with head room
+    # 89.8% (the non-hierarchical tutorial) and this tutorial's 92.3%, then 95 and 97%.
+    accuracy_targets=(0.898, 0.923, 0.95, 0.97),
     description="mnist_2x800 with sigma_k ~ HalfNormal(1), W_k ~ N(0, sigma_k^2) per tensor",
     params=(
         *(

@@ -201,6 +201,8 @@ def draw_cost(n_points: int) -> WorkCost:
 SPEC = ModelSpec(
     name="mnist_conv",
     cell_memory_mb=2_500,  # peak_rss_mb of the committed results, with head room
+    # 95 and 97%, the tutorial's 98.0%, and the maximum-likelihood LeNet's 98.5%.
+    accuracy_targets=(0.95, 0.97, 0.98, 0.985),
     description="MNIST conv net: 2 x (conv 32 5x5 tanh, maxpool 2x2), dense 256 tanh, dense 10",
     params=tuple(
         ParamSpec(name, shape, "Normal(0, 0.1)", _normal_prior, init_sd=PRIOR_SD, dims=DIMS[name])

@@ -130,6 +130,8 @@ def draw_cost(n_points: int) -> WorkCost:
 SPEC = ModelSpec(
     name="moons_2x5",
     cell_memory_mb=1_500,  # peak_rss_mb of the committed results, with head room
+    # 90% and the tutorial's 94.2%.
+    accuracy_targets=(0.9, 0.942),
     description="two moons, 2 -> 5 -> 5 -> 1 tanh, no biases, N(0, 1) weights, Bernoulli-logit",
     params=(
         ParamSpec(

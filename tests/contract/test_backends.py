@@ -72,3 +72,40 @@ def test_verify_cli_exits_1_on_mismatch(monkeypatch, capsys):
     assert main(["verify", "--models", "moons_2x5"]) == 1
     err = capsys.readouterr().err
     assert "MISMATCH" in err and "'pyro'" in err and "'y'" in err
+
+
+#: Every backend on its default path, and PyMC's JAX mode (its generators are copied into the
+#: compiled graph). NumPyro's paths pass explicit keys, and Pyro's ELBO choice does not touch
+#: how it draws.
+PATHS = [(b, {}) for b in get_spec("moons_2x5").implementations] + [
+    ("pymc", {"BNNBENCH_PYMC_BACKEND": "jax"}),
+]
+
+
+@pytest.mark.parametrize(("backend", "knobs"), PATHS, ids=lambda v: str(v or "default"))
+def test_drawing_and_predicting_leave_training_as_it_was(backend, knobs, monkeypatch):
+    """A learning-curve checkpoint between two chunks (draws and a predictive, with their own
+    seeds) changes none of the next chunk's losses: its minibatches and noise are as they would
+    have been without it. So does the library's own drawing (the final predictive's)."""
+    from bnnbench.config import CellConfig
+    from bnnbench.measure import curve_predictive
+
+    for name, value in knobs.items():
+        monkeypatch.setenv(name, value)
+
+    spec = get_spec("moons_2x5")
+    data = spec.load_data()
+    cfg = CellConfig.from_defaults("moons_2x5", backend, "matched", "cpu", 5, trace_every=10)
+
+    def losses(checkpoint: bool) -> np.ndarray:
+        session = get_backend(backend).TrainingSession(spec, data, cfg)
+        session.compile({10})
+        first = session.run_steps(10)
+        if checkpoint:  # what a learning-curve checkpoint does, and the final predictive
+            curve_predictive(session, spec, cfg, data.X_test[:50])
+            posterior = session.sample_posterior(4, seed=123)
+            session.predict(posterior, data.X_test[:50], seed=124)
+        return np.concatenate([first, session.run_steps(10), session.run_steps(10)])
+
+    straight, interrupted = losses(False), losses(True)
+    np.testing.assert_allclose(interrupted, straight, rtol=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import xarray as xr
 
 from bnnbench.cli import main
 from bnnbench.harness import suite_names
-from bnnbench.record import SCHEMA_VERSION, RunRecord
+from bnnbench.record import SCHEMA_VERSION, RunRecord, tta_key
 from bnnbench.results import ResultStore
 
 pytestmark = pytest.mark.smoke
@@ -25,7 +26,7 @@ def test_smoke_suite_runs_every_backend(smoke_results: Path):
     runs = ResultStore(smoke_results).runs()
     assert sorted(runs["backend"]) == ["numpyro", "pymc", "pyro", "torch-ml"]
     assert (runs["status"] == "ok").all(), runs[["run_id", "error"]]
-    assert {f for f, _ in RunRecord.describe() if f != "ood"} <= set(runs.columns)
+    assert {f for f, _ in RunRecord.describe() if f not in ("ood", "tta")} <= set(runs.columns)
     assert (runs["schema_version"] == SCHEMA_VERSION).all()
     for col in ("compile_s", "fit_s", "step_ms", "predict_s", "peak_rss_mb", "accuracy", "nll"):
         assert (runs[col] > 0).all(), col
@@ -37,11 +38,39 @@ def test_smoke_suite_runs_every_backend(smoke_results: Path):
         assert trace["wall_s"].is_monotonic_increasing
 
 
+def test_every_cell_has_a_learning_curve_and_its_time_to_accuracy(smoke_results: Path):
+    from bnnbench.spec import get_spec
+
+    runs = ResultStore(smoke_results).runs()
+    traces = ResultStore(smoke_results).traces()
+    assert (runs["curve_points"] == 4).all()  # checkpoints after chunks 1, 2, 3 and 4
+    assert (runs["curve_eval_s"] > 0).all()
+    for run_id, trace in traces.groupby("run_id"):
+        curve = trace.dropna(subset=["curve_accuracy"])
+        assert curve["step"].tolist() == [10, 20, 30, 40], run_id
+        assert curve["curve_accuracy"].between(0, 1).all() and (curve["curve_nll"] > 0).all()
+        assert (curve["curve_eval_s"] > 0).all()
+        row = runs.set_index("run_id").loc[run_id]
+        assert row["curve_eval_s"] == pytest.approx(curve["curve_eval_s"].sum())
+        for target in get_spec("moons_2x5").accuracy_targets:
+            key = f"tta_{tta_key(target)}_"
+            reached = (curve["curve_accuracy"] >= target).any()
+            assert row[key + "status"] == ("reached" if reached else "not reached")
+            if reached:
+                first = curve[curve["curve_accuracy"] >= target].iloc[0]
+                assert row[key + "steps"] == first["step"]
+                assert 0 < row[key + "train_s"] <= row["fit_s"]
+
+
 def test_runs_store_inference_data_with_provenance(smoke_results: Path):
     for run_id in ResultStore(smoke_results).runs()["run_id"]:
         run_dir = smoke_results / run_id
         files = {p.name for p in run_dir.iterdir()}
         assert {"config.json", "env.json", "inference_data.nc", "predictive_summary.nc"} <= files
+        libraries = json.loads((run_dir / "env.json").read_text())["backend_libraries"]
+        assert all(libraries.values()), libraries
+        if "-pymc-" in run_id:  # pytensor's BLAS is part of PyMC's provenance
+            assert libraries["pytensor_blas"].startswith("scipy-openblas32")
         point_estimate = "-torch-ml-" in run_id  # the baseline has one "draw" and no posterior
         draws = 1 if point_estimate else 30
         with xr.open_datatree(run_dir / "inference_data.nc") as tree:
@@ -186,7 +215,7 @@ def test_interrupt_loses_at_most_the_running_cell(sig, tmp_path: Path, tiny: lis
 
 
 #: Suites without moons cells (their MNIST specs are run by test_mnist_specs_run_on_every_backend).
-MNIST_ONLY = {"smoke", "smoke_mnist", "tuned_cpu"}
+MNIST_ONLY = {"smoke", "smoke_mnist", "tuned_cpu", "cpu_long"}
 
 
 @pytest.mark.parametrize("suite", sorted(set(suite_names()) - MNIST_ONLY))

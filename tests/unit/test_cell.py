@@ -10,8 +10,27 @@ from bnnbench import cell
 from bnnbench.config import CellConfig
 
 
+class _Predicts:
+    """Draws and a predictive of a fake session (one weight; p(y = 1) = 1/2 everywhere), for
+    the learning curve's checkpoints."""
+
+    def variational_parameters(self):
+        from bnnbench.spec import get_spec
+
+        shapes = get_spec("moons_2x5").param_shapes
+        return {k: (np.zeros(shape), np.ones(shape)) for k, shape in shapes.items()}
+
+    def sample_posterior(self, draws, seed):
+        return {"w": np.zeros((draws, 1))}
+
+    def predict(self, posterior, X, seed):
+        draws = len(next(iter(posterior.values())))
+        proba = np.full((draws, X.shape[0]), 0.5)
+        return proba, np.zeros(proba.shape, int)
+
+
 def _fake_backend(losses):
-    class Session:
+    class Session(_Predicts):
         execution_path, dtype = "fake", "float32"
 
         def __init__(self, spec, data, cfg):
@@ -51,7 +70,7 @@ def test_nan_elbo_is_a_divergence(tmp_path, monkeypatch):
 def test_a_finite_blow_up_is_a_divergence_too(tmp_path, monkeypatch):
     import bnnbench.backends
 
-    class Exploding:
+    class Exploding(_Predicts):
         """Starts at -ELBO 5 per datum, then jumps to 1e29 per datum (lr 1e30 on torch-ml)."""
 
         execution_path, dtype = "fake", "float32"
@@ -83,7 +102,7 @@ def test_a_finite_blow_up_is_a_divergence_too(tmp_path, monkeypatch):
 def test_diverged_cell_keeps_the_trace_it_reached(tmp_path, monkeypatch):
     import bnnbench.backends
 
-    class Diverging:
+    class Diverging(_Predicts):
         execution_path, dtype = "fake", "float32"
 
         def __init__(self, spec, data, cfg):

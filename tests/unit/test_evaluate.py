@@ -44,3 +44,46 @@ def test_stored_figures_recompute_from_the_predictive_summary(backend):
     assert auroc == pytest.approx(run["entropy_auroc"], abs=1e-6)
     refused = 1.0 - test["accepted"].values.mean()
     assert refused == pytest.approx(run["refusal_rate"], abs=1e-6)
+
+
+def test_time_to_accuracy_is_the_first_checkpoint_at_or_above_each_target():
+    from bnnbench.evaluate import time_to_accuracy
+
+    # unsorted on purpose; the curve dips below 0.9 after first reaching it
+    steps = np.array([400, 100, 200, 800])
+    train_s = np.array([4.0, 1.0, 2.0, 8.0])
+    accuracy = np.array([0.88, 0.70, 0.90, 0.93])
+    tta = time_to_accuracy(steps, train_s, accuracy, (0.9, 0.93, 0.95))
+    assert (tta["90"].status, tta["90"].steps, tta["90"].train_s) == ("reached", 200, 2.0)
+    assert (tta["93"].status, tta["93"].steps, tta["93"].train_s) == ("reached", 800, 8.0)
+    assert tta["95"].status == "not reached" and np.isnan(tta["95"].steps)
+    assert tta["95"].target == 0.95
+    empty = time_to_accuracy(np.array([]), np.array([]), np.array([]), (0.9,))
+    assert empty["90"].status == "no curve"
+
+
+def test_the_learning_curve_scores_each_checkpoint_on_its_test_points():
+    from bnnbench.evaluate import learning_curve
+    from bnnbench.measure import Checkpoint, Measurement, PredictiveDraws
+
+    y = np.array([0, 1, 1, 0, 1])
+    right = np.array([[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]])  # the first three points, right
+    half = np.array([[[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]])  # the second one wrong
+    empty = PredictiveDraws({}, np.zeros((1, 5, 2)), np.zeros((1, 5)))
+    m = Measurement(
+        "x",
+        "float32",
+        0.0,
+        0.0,
+        [10, 10],
+        [1.0, 1.0],
+        [],
+        empty,
+        None,
+        checkpoints=[Checkpoint(10, half, 0.5), Checkpoint(20, right, 0.25)],
+    )
+    curve = learning_curve(m, y)
+    assert curve["step"] == [10, 20]
+    assert curve["curve_accuracy"] == pytest.approx([2 / 3, 1.0])
+    assert curve["curve_nll"][1] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.7])))
+    assert curve["curve_eval_s"] == [0.5, 0.25] and m.curve_eval_s == 0.75

@@ -58,3 +58,95 @@ def test_chunk_sizes_cover_every_step():
     assert chunk_sizes(250, 100) == [100, 100, 50]
     assert chunk_sizes(200, 100) == [100, 100]
     assert chunk_sizes(30, 100) == [30]
+
+
+def test_checkpoints_are_two_per_doubling_and_the_last_chunk():
+    from bnnbench.measure import checkpoint_chunks
+
+    assert checkpoint_chunks(0) == []
+    assert checkpoint_chunks(1) == [1]
+    assert checkpoint_chunks(10) == [1, 2, 3, 4, 6, 8, 10]
+    assert checkpoint_chunks(64) == [1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64]
+    n = 1000
+    assert len(checkpoint_chunks(n)) <= 2 * np.log2(n) + 2
+
+
+class _TimedSession(_Session):
+    """A session whose steps and predictions take known time (sleeps)."""
+
+    execution_path, dtype, transfer_s = "fake", "float32", 0.0
+    step_s, predict_s = 0.002, 0.05
+
+    def __init__(self):
+        super().__init__()
+        self.steps_taken = []
+
+    def compile(self, chunk_sizes):
+        pass
+
+    def synchronize(self):
+        pass
+
+    def peak_device_memory_mb(self):
+        return None
+
+    def variational_parameters(self):
+        return {}
+
+    def run_steps(self, n_steps):
+        import time
+
+        time.sleep(self.step_s * n_steps)
+        self.steps_taken.append(n_steps)
+        return np.full(n_steps, 100.0)
+
+    def predict(self, posterior, X, seed):
+        import time
+
+        time.sleep(self.predict_s)
+        return super().predict(posterior, X, seed)
+
+
+def test_the_learning_curve_is_timed_on_its_own_clock():
+    """Checkpoints come after the scheduled chunks, on the curve's test subset, and their time
+    is in none of the chunk times nor the trace's wall time."""
+    from bnnbench.config import CellConfig
+    from bnnbench.measure import CURVE_DRAWS, CURVE_POINTS, measure
+    from bnnbench.spec import Dataset, get_spec
+
+    spec = get_spec("moons_2x5")
+    rng = np.random.default_rng(0)
+    data = Dataset(
+        "fake",
+        rng.normal(size=(50, 2)),
+        rng.integers(0, 2, 50),
+        rng.normal(size=(CURVE_POINTS + 7, 2)),
+        rng.integers(0, 2, CURVE_POINTS + 7),
+    )
+    cfg = CellConfig.from_defaults(
+        "moons_2x5", "torch-ml", "matched", "cpu", 0, steps=100, trace_every=10, predict_draws=3
+    )
+    session = _TimedSession()
+    m = measure(spec, data, session, cfg)
+    assert [c.step for c in m.checkpoints] == [10, 20, 30, 40, 60, 80, 100]
+    assert all(c.proba.shape == (CURVE_DRAWS, CURVE_POINTS) for c in m.checkpoints)
+    assert m.curve_eval_s >= 7 * session.predict_s
+    assert max(m.chunk_s) < 10 * session.step_s + 0.04  # no chunk holds a checkpoint
+    assert m.trace[-1].wall_s < m.fit_s + 0.04  # the trace's clock stopped during them
+
+
+def test_variational_draws_follow_the_mean_field_approximation():
+    from bnnbench.measure import variational_draws
+    from bnnbench.spec import get_spec
+
+    spec = get_spec("mnist_2x800_hier")
+    variational = {p.name: (np.full(p.shape, 0.5), np.full(p.shape, 0.2)) for p in spec.params}
+    draws = variational_draws(spec, variational, 400, seed=1)
+    for p in spec.params:
+        d = draws[p.name]
+        assert d.shape == (400, *p.shape) and d.dtype == np.float32
+        z = np.log(d) if p.positive else d  # positive ones are log-normal
+        assert abs(z.mean() - 0.5) < 0.02 and abs(z.std() - 0.2) < 0.02, p.name
+    assert any(p.positive for p in spec.params)
+    again = variational_draws(spec, variational, 400, seed=1)
+    np.testing.assert_array_equal(again["b_1"], draws["b_1"])

@@ -370,3 +370,94 @@ def test_a_failed_backend_is_never_the_answer_on_the_page(tmp_path: Path):
     opening = page.read_text().split('<h2 id="mnist_2x800-matched-cpu">')[0]
     rows = opening.split("<tbody>")[1].split("</tbody>")[0]
     assert f"<b>{winner}" not in rows and "<b>" in rows
+
+
+# ------------------------------------------------------------------ learning curve and tutorials
+def _curve_runs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two backends, two seeds of moons: pyro reaches 90% at step 20 (seed 0) or 40 (seed 1)
+    and never 94.2%; numpyro never reaches 90%."""
+    from bnnbench.evaluate import time_to_accuracy
+
+    records, traces = [], []
+    for backend, curves in {
+        "pyro": [[0.8, 0.91, 0.92, 0.93], [0.8, 0.85, 0.88, 0.9]],
+        "numpyro": [[0.7, 0.8, 0.85, 0.86], [0.7, 0.8, 0.84, 0.86]],
+    }.items():
+        for seed, accuracy in enumerate(curves):
+            run_id = f"moons_2x5-{backend}-{seed}"
+            steps, train_s = [10, 20, 30, 40], [1.0, 2.0, 3.0, 4.0]
+            tta = time_to_accuracy(
+                np.array(steps), np.array(train_s), np.array(accuracy), (0.9, 0.942)
+            )
+            records.append(
+                dict(
+                    run_id=run_id,
+                    backend=backend,
+                    seed=seed,
+                    accuracy=accuracy[-1],
+                    steps=40,
+                    profile="matched",
+                    device="cpu",
+                    compile_s=1.0,
+                    fit_s=4.0,
+                    cpu="cpu X",
+                    curve_points=4,
+                    tta=tta,
+                )
+            )
+            traces.append(
+                pd.DataFrame(
+                    dict(
+                        run_id=run_id,
+                        step=steps,
+                        wall_s=train_s,
+                        neg_elbo_per_datum=1.0,
+                        curve_accuracy=accuracy,
+                        curve_nll=0.3,
+                        curve_eval_s=0.01,
+                    )
+                )
+            )
+    return _runs(*records), pd.concat(traces, ignore_index=True)
+
+
+def test_time_to_accuracy_table_gives_medians_of_the_seeds_that_reached_and_says_who_did_not():
+    from bnnbench.report import tta_table
+
+    runs, _ = _curve_runs()
+    table = tta_table(runs)
+    assert list(table.columns) == ["90%", "94.2%", "final accuracy"]
+    assert table.loc["pyro", "90%"] == "30 steps · 3 s"  # median of 20 and 40 steps
+    assert table.loc["pyro", "94.2%"] == "not reached (2/2)"
+    assert table.loc["numpyro", "90%"] == "not reached (2/2)"
+    one = runs[~((runs["backend"] == "pyro") & (runs["seed"] == 1))]
+    assert tta_table(one).loc["pyro", "90%"] == "20 steps · 2 s"
+    partial = runs.copy()
+    partial.loc[partial["run_id"] == "moons_2x5-pyro-1", "tta_90_status"] = "not reached"
+    assert tta_table(partial).loc["pyro", "90%"] == "20 steps · 2 s (1/2 seeds)"
+    old = runs.assign(curve_points=0)  # records from before the learning curve
+    assert tta_table(old) is None
+
+
+def test_the_curve_figure_draws_each_run_and_the_targets():
+    from bnnbench.report import _curve_plot
+
+    runs, traces = _curve_runs()
+    fig = _curve_plot(runs, traces)
+    left, _ = fig.axes
+    assert len([line for line in left.lines if line.get_marker() == "."]) == 4
+    targets = {round(line.get_ydata()[0], 1) for line in left.lines if line.get_linestyle() == ":"}
+    assert targets == {90.0, 94.2}
+    assert _curve_plot(runs, traces.assign(curve_accuracy=np.nan)) is None
+
+
+def test_versus_the_tutorials_puts_each_backends_best_cell_beside_the_tutorial():
+    from bnnbench.report import versus_tutorials
+
+    runs, _ = _curve_runs()
+    table = versus_tutorials(runs)
+    tutorial = table[table["who"].str.contains("PyMC3")].iloc[0]
+    assert (tutorial["accuracy"], tutorial["steps"]) == ("94.2%", "50,000")
+    ours = table[table["who"].str.startswith("bnnbench pyro")].iloc[0]
+    assert ours["accuracy"] == "91.5%" and ours["steps"] == "40" and ours["time"] == "5 s"
+    assert ours["hardware"] == "cpu: cpu X"

@@ -155,3 +155,83 @@ def test_a_runs_csv_that_is_not_a_bnnbench_record_is_damage_not_a_crash(tmp_path
     assert [str(d) for d in loaded.damage] == [
         f"{other}: runs.csv is not a bnnbench record (no run_id, model, backend, status column)"
     ]
+
+
+def test_a_time_to_accuracy_round_trips_and_other_specs_targets_are_left_out():
+    from bnnbench.record import TimeToAccuracy
+
+    record = RunRecord(run_id="r", model="moons_2x5", backend="pyro", status="ok")
+    record.tta["94_2"] = TimeToAccuracy("reached", 0.942, 300.0, 1.5)
+    record.tta["90"] = TimeToAccuracy("not reached", 0.9)
+    row = record.to_row()
+    assert row["tta_94_2_steps"] == 300.0 and row["tta_90_status"] == "not reached"
+    # a table of several specs holds the other spec's target columns, empty for this row
+    row.update({"tta_98_status": float("nan"), "tta_98_steps": float("nan")})
+    back = RunRecord.from_row(row)
+    assert set(back.tta) == {"94_2", "90"}
+    assert back.tta["94_2"] == record.tta["94_2"]
+    assert back.tta["90"].status == "not reached" and pd.isna(back.tta["90"].steps)
+
+
+def _version_2_folder(root):
+    """A folder written by schema version 2 (no curve fields, a 4-column traces.csv)."""
+    store = ResultStore(root)
+    store.record(
+        _cell("x"),
+        pd.DataFrame({"run_id": ["x"], "step": [10], "wall_s": [0.1], "neg_elbo_per_datum": [1.0]}),
+    )
+    runs = pd.read_csv(store.runs_path)
+    runs = runs[[c for c in runs if not c.startswith(("curve_", "tta_"))]]
+    runs["schema_version"] = 2
+    runs.to_csv(store.runs_path, index=False)
+    traces = pd.read_csv(store.traces_path)[["run_id", "step", "wall_s", "neg_elbo_per_datum"]]
+    traces.to_csv(store.traces_path, index=False)
+    return store
+
+
+def test_version_2_records_migrate_to_no_curve_for_each_target_of_their_spec(tmp_path):
+    from bnnbench.spec import get_spec
+
+    store = _version_2_folder(tmp_path)
+    loaded = load_all([tmp_path], check_artifacts=False)
+    row = loaded.runs.iloc[0]
+    assert row["schema_version"] == SCHEMA_VERSION and row["curve_points"] == 0
+    record = RunRecord.from_row(row.to_dict())
+    targets = get_spec("moons_2x5").accuracy_targets
+    assert [t.target for t in record.tta.values()] == list(targets)
+    assert {t.status for t in record.tta.values()} == {"no curve"}
+    assert loaded.traces["curve_accuracy"].isna().all()
+    # a run resumed after the upgrade adds a version-3 row: each row migrates on its own
+    store.record(_cell("y", seed=1, curve_points=3))
+    mixed = load(tmp_path)
+    assert (mixed["schema_version"] == SCHEMA_VERSION).all()
+    assert mixed.set_index("run_id").loc["x", "tta_90_status"] == "no curve"
+
+
+def test_migrate_rewrites_a_folder_at_the_current_schema(tmp_path, capsys):
+    from bnnbench.cli import main
+
+    _version_2_folder(tmp_path)
+    before = load(tmp_path)
+    assert main(["migrate", str(tmp_path)]) == 0
+    assert "1 records migrated" in capsys.readouterr().out
+    on_disk = pd.read_csv(tmp_path / "runs.csv")
+    assert (on_disk["schema_version"] == SCHEMA_VERSION).all()
+    assert "curve_accuracy" in pd.read_csv(tmp_path / "traces.csv")
+    pd.testing.assert_frame_equal(load(tmp_path), before, check_like=True)
+    assert main(["migrate", str(tmp_path)]) == 0  # idempotent
+    assert "0 records migrated" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["migrate", str(tmp_path / "nothing")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_every_committed_runs_csv_is_stored_at_the_current_schema():
+    """Committed folders are migrated in the change that bumps the schema (bnnbench migrate),
+    not only on load."""
+    paths = list(COMMITTED.glob("**/runs.csv"))
+    assert len(paths) > 10
+    for path in paths:
+        versions = pd.read_csv(path)["schema_version"]
+        assert (versions == SCHEMA_VERSION).all(), path
