@@ -120,6 +120,9 @@ OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
 _NOT_OK = ("failed", "diverged")
 _MISSING_STATUSES = ("unavailable", "unsupported")
 
+#: The traces' column of the learning curve's test accuracy (:mod:`bnnbench.measure`).
+CURVE_ACCURACY = "curve_accuracy"
+
 
 # ================================================================================ the request
 @dataclass(frozen=True)
@@ -213,14 +216,15 @@ class BackendAnswer:
         one seed). For ``torch-ml`` the "−ELBO" is the training NLL per datum.
     neg_elbo_per_datum_at_steps, accuracy_at_steps
         From the trace at the requested steps when they are fewer than the measured ones (the
-        accuracy only where traces hold an ``accuracy`` column); NaN otherwise.
+        accuracy from the learning curve's last checkpoint there, where the traces hold one);
+        NaN otherwise.
     uncertainty_score, aurocs
         Mean of the AUROCs present for every compared backend, and each AUROC's mean.
     peak_memory_mb, memory_field
         Mean peak memory, MiB, and the record field it comes from.
     target_status, time_to_target_s, time_to_target_is_bound
         With ``target_accuracy``: ``"reached"`` or ``"not reached"``; the end-to-end seconds to
-        reach it (from an accuracy trace; without one, ``T(measured_steps)``, an upper bound).
+        reach it (from the learning curve; without one, ``T(measured_steps)``, an upper bound).
     busy_runs
         Runs timed while other processes loaded the machine (``host_busy``).
     """
@@ -703,10 +707,12 @@ def _auroc(a: BackendAnswer, column: str) -> str:
 
 
 def _trace_value_at(traces: pd.DataFrame, run_ids: Sequence[str], column: str, steps: float):
-    """Mean over runs of ``column`` at the last trace point at or before ``steps``."""
+    """Mean over runs of ``column`` at the last trace point at or before ``steps`` that holds a
+    value of it (the learning curve's columns are empty between checkpoints)."""
     if traces is None or traces.empty or column not in traces:
         return math.nan
     values = []
+    traces = traces[pd.to_numeric(traces[column], errors="coerce").notna()]
     for run_id in run_ids:
         points = traces[(traces["run_id"] == run_id) & (traces["step"] <= steps)]
         if len(points):
@@ -1280,7 +1286,7 @@ def _backend_answer(
     elbo_at = acc_at = math.nan
     if quality_steps < measured:
         elbo_at = _trace_value_at(traces, run_ids, "neg_elbo_per_datum", quality_steps)
-        acc_at = _trace_value_at(traces, run_ids, "accuracy", quality_steps)
+        acc_at = _trace_value_at(traces, run_ids, CURVE_ACCURACY, quality_steps)
     columns = judge.uncertainty_columns or [c for c in ERROR_AUROCS if c in b.rows]
     step_boot = b.cost.step_ms_boot
     answer = BackendAnswer(
@@ -1321,21 +1327,22 @@ def _backend_answer(
 
 
 def _target(answer: BackendAnswer, b: _Backend, target: float, traces: pd.DataFrame) -> None:
-    """Whether and when ``b`` reaches ``target``. From an ``accuracy`` trace where every run of
-    ``b`` has one: the first point at or above it, per seed (every seed must reach it), costs
-    transfer + compile + the trace's ``wall_s`` there + predictive. Otherwise from the final
-    accuracy: reached means at most the measured end-to-end time; else "not reached"."""
+    """Whether and when ``b`` reaches ``target``. From the learning curve (``curve_accuracy`` in
+    the traces) where every run of ``b`` has one: the first checkpoint at or above it, per seed
+    (every seed must reach it), costs transfer + compile + the trace's ``wall_s`` there +
+    predictive. Otherwise from the final accuracy: reached means at most the measured
+    end-to-end time; else "not reached"."""
     curves = None
-    if traces is not None and len(traces) and "accuracy" in traces:
+    if traces is not None and len(traces) and CURVE_ACCURACY in traces:
         mine = traces[traces["run_id"].isin(b.rows["run_id"])]
-        mine = mine[pd.to_numeric(mine["accuracy"], errors="coerce").notna()]
+        mine = mine[pd.to_numeric(mine[CURVE_ACCURACY], errors="coerce").notna()]
         if set(mine["run_id"]) == set(b.rows["run_id"]):
             curves = mine
     if curves is not None:
         times = []
         for timing in b.timings:
             points = curves[curves["run_id"] == timing.run_id].sort_values("step")
-            points = points[pd.to_numeric(points["accuracy"]) >= target]
+            points = points[pd.to_numeric(points[CURVE_ACCURACY]) >= target]
             if points.empty:
                 answer.target_status = "not reached"
                 return

@@ -88,7 +88,7 @@ def cell(
         }
     )
     if accuracy_curve is not None:
-        trace["accuracy"] = accuracy_curve(points)
+        trace["curve_accuracy"] = accuracy_curve(points)
     if status == "failed":
         trace = trace.iloc[:0]
     elif status == "diverged":
