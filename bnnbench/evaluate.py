@@ -28,7 +28,7 @@ import xarray as xr
 
 from bnnbench import diagnostics, metrics, roofline, uncertainty
 from bnnbench.config import CellConfig
-from bnnbench.measure import Measurement, PredictiveDraws
+from bnnbench.measure import Measurement, PredictiveDraws, curve_test_indices
 from bnnbench.record import OODScores, TimeToAccuracy, tta_key
 from bnnbench.reference import score_against_reference
 from bnnbench.spec import Dataset, ModelSpec
@@ -174,7 +174,8 @@ def _roofline(
 
 def learning_curve(m: Measurement, y_test: np.ndarray) -> dict[str, list[float]]:
     """Per checkpoint: its step, the accuracy and NLL (nats per point) of its predictive mean
-    on the curve's test points (the first ``len(proba)`` of ``y_test``), and its seconds."""
+    on the curve's test points (:func:`~bnnbench.measure.curve_test_indices`), and its
+    seconds."""
     curve: dict[str, list[float]] = {
         "step": [],
         "curve_accuracy": [],
@@ -183,7 +184,7 @@ def learning_curve(m: Measurement, y_test: np.ndarray) -> dict[str, list[float]]
     }
     for c in m.checkpoints:
         mean_proba = np.asarray(c.proba, np.float64).mean(axis=0)
-        y = y_test[: mean_proba.shape[0]]
+        y = y_test[curve_test_indices(len(y_test))]
         curve["step"].append(c.step)
         curve["curve_accuracy"].append(metrics.accuracy(y, mean_proba))
         curve["curve_nll"].append(metrics.negative_log_likelihood(y, mean_proba))

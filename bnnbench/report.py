@@ -685,8 +685,8 @@ def _curve_plot(runs: pd.DataFrame, traces: pd.DataFrame) -> plt.Figure | None:
     _log_ticks(right, axis="x")
     left.legend(frameon=False, fontsize=8)
     fig.suptitle(
-        f"Learning curve: accuracy of {CURVE_DRAWS} posterior draws on the first {CURVE_POINTS} "
-        "test points (one line per seed; dotted: the spec's targets)",
+        f"Learning curve: accuracy of {CURVE_DRAWS} posterior draws on {CURVE_POINTS} test "
+        "points (one line per seed; dotted: the spec's targets)",
         fontsize=10,
     )
     fig.tight_layout()

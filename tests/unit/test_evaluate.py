@@ -66,10 +66,10 @@ def test_the_learning_curve_scores_each_checkpoint_on_its_test_points():
     from bnnbench.evaluate import learning_curve
     from bnnbench.measure import Checkpoint, Measurement, PredictiveDraws
 
-    y = np.array([0, 1, 1, 0, 1])
-    right = np.array([[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]])  # the first three points, right
+    y = np.array([0, 1, 1])
+    right = np.array([[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]])  # every point right
     half = np.array([[[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]])  # the second one wrong
-    empty = PredictiveDraws({}, np.zeros((1, 5, 2)), np.zeros((1, 5)))
+    empty = PredictiveDraws({}, np.zeros((1, 3, 2)), np.zeros((1, 3)))
     m = Measurement(
         "x",
         "float32",
@@ -87,3 +87,13 @@ def test_the_learning_curve_scores_each_checkpoint_on_its_test_points():
     assert curve["curve_accuracy"] == pytest.approx([2 / 3, 1.0])
     assert curve["curve_nll"][1] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.7])))
     assert curve["curve_eval_s"] == [0.5, 0.25] and m.curve_eval_s == 0.75
+
+
+def test_the_curves_test_points_are_a_fixed_random_subset():
+    from bnnbench.measure import CURVE_POINTS, curve_test_indices
+
+    np.testing.assert_array_equal(curve_test_indices(500), np.arange(500))
+    idx = curve_test_indices(10_000)
+    assert len(idx) == CURVE_POINTS == len(np.unique(idx)) and np.all(np.diff(idx) > 0)
+    np.testing.assert_array_equal(idx, curve_test_indices(10_000))  # the same in every cell
+    assert idx.max() > 9_000 and idx.min() < 1_000  # spread over the set, not its head
