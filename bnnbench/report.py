@@ -545,6 +545,25 @@ def _trace_figure(runs: pd.DataFrame, traces: pd.DataFrame) -> str | None:
     return None if fig is None else _svg(fig)
 
 
+def _run_lines(data: pd.DataFrame, sources: list[str], **style: object):
+    """Each run of ``data`` (points with ``run_id``, ``backend``, ``source``), sorted by step,
+    with its line style: the backend's colour, a dash per source, a label on its first run."""
+    dashes = ["-", "--", ":", "-."]
+    for backend in _backend_order(data["backend"].unique()):
+        mine = data[data["backend"] == backend]
+        for source in list(dict.fromkeys(mine["source"])):
+            runs_of = mine[mine["source"] == source].groupby("run_id", sort=False)
+            for i, (_, run) in enumerate(runs_of):
+                label = None
+                if i == 0:
+                    label = backend if len(sources) < 2 else f"{backend} · {source}"
+                ls = dashes[sources.index(source) % len(dashes)]
+                yield (
+                    run.sort_values("step"),
+                    dict(color=COLORS.get(backend), ls=ls, label=label, **style),
+                )
+
+
 def _trace_plot(runs: pd.DataFrame, traces: pd.DataFrame) -> plt.Figure | None:
     """Loss per datum against step and wall time, one row of panels per kind of loss: the
     Bayesian backends' −ELBO and a maximum-likelihood baseline's NLL have different scales (on
@@ -557,31 +576,15 @@ def _trace_plot(runs: pd.DataFrame, traces: pd.DataFrame) -> plt.Figure | None:
         return None
     kinds = [k for k in (True, False) if data["backend"].map(_is_bayesian).eq(k).any()]
     sources = list(dict.fromkeys(data["source"]))
-    styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(
         len(kinds), 2, figsize=(11, 3.3 * len(kinds)), sharey="row", sharex="col", squeeze=False
     )
     for row, kind in enumerate(kinds):
         part = data[data["backend"].map(_is_bayesian) == kind]
         left, right = axes[row]
-        for backend in _backend_order(part["backend"].unique()):
-            mine = part[part["backend"] == backend]
-            for source in list(dict.fromkeys(mine["source"])):
-                runs_of = mine[mine["source"] == source].groupby("run_id", sort=False)
-                for i, (_, run) in enumerate(runs_of):
-                    run = run.sort_values("step")
-                    label = None
-                    if i == 0:
-                        label = backend if len(sources) < 2 else f"{backend} · {source}"
-                    kw = dict(
-                        color=COLORS.get(backend),
-                        alpha=0.8,
-                        lw=1.2,
-                        ls=styles[sources.index(source) % len(styles)],
-                        label=label,
-                    )
-                    left.plot(run["step"], run["neg_elbo_per_datum"], **kw)
-                    right.plot(run["wall_s"], run["neg_elbo_per_datum"], **kw)
+        for run, kw in _run_lines(part, sources, alpha=0.8, lw=1.2):
+            left.plot(run["step"], run["neg_elbo_per_datum"], **kw)
+            right.plot(run["wall_s"], run["neg_elbo_per_datum"], **kw)
         # zoom past the first steps' drop, but keep every run's second half in view
         values = part["neg_elbo_per_datum"].to_numpy(dtype=float)
         values = values[np.isfinite(values)]
@@ -636,27 +639,11 @@ def _curve_plot(runs: pd.DataFrame, traces: pd.DataFrame) -> plt.Figure | None:
         return None
     spec = _spec(str(runs["model"].iloc[0]))
     sources = list(dict.fromkeys(data["source"]))
-    styles = ["-", "--", ":", "-."]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)
-    for backend in _backend_order(data["backend"].unique()):
-        mine = data[data["backend"] == backend]
-        for source in list(dict.fromkeys(mine["source"])):
-            for i, (_, run) in enumerate(mine[mine["source"] == source].groupby("run_id")):
-                run = run.sort_values("step")
-                label = None
-                if i == 0:
-                    label = backend if len(sources) < 2 else f"{backend} · {source}"
-                kw = dict(
-                    color=COLORS.get(backend),
-                    alpha=0.85,
-                    lw=1.3,
-                    marker=".",
-                    ls=styles[sources.index(source) % len(styles)],
-                    label=label,
-                )
-                accuracy = 100 * run["curve_accuracy"].astype(float)
-                left.plot(run["step"], accuracy, **kw)
-                right.plot(run["wall_s"], accuracy, **kw)
+    for run, kw in _run_lines(data, sources, alpha=0.85, lw=1.3, marker="."):
+        accuracy = 100 * run["curve_accuracy"].astype(float)
+        left.plot(run["step"], accuracy, **kw)
+        right.plot(run["wall_s"], accuracy, **kw)
     lo = float(100 * data["curve_accuracy"].astype(float).quantile(0.1))
     for target in spec.accuracy_targets if spec is not None else ():
         for ax in (left, right):
