@@ -66,6 +66,7 @@ from bnnbench.compare import (
     metric_verdict,
 )
 from bnnbench.evidence import Interval
+from bnnbench.provenance import COMPILE_CACHE_VARIABLES
 from bnnbench.registry import backend_info, backend_names
 from bnnbench.spec import get_spec
 
@@ -246,7 +247,9 @@ class Worker:
     def __init__(self, label: str, site: Path, case_list: list[Case], log: Path) -> None:
         self.label = label
         self._log = open(log, "w")
-        env = {**os.environ, **PINNED_THREADS, "PYTHONPATH": str(site), "PYTHONHASHSEED": "0"}
+        # a persistent compilation cache would time a cache read, not a compile
+        inherited = {k: v for k, v in os.environ.items() if k not in COMPILE_CACHE_VARIABLES}
+        env = {**inherited, **PINNED_THREADS, "PYTHONPATH": str(site), "PYTHONHASHSEED": "0"}
         script = Path(__file__).with_name("gate_worker.py")
         payload = json.dumps([asdict(c) for c in case_list])
         self._proc = subprocess.Popen(

@@ -114,6 +114,15 @@ def _gpu_name() -> str:
     return out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
 
 
+#: Environment variables of a persistent compilation cache: where one is set, a cell's
+#: ``compile_s`` may be a cache read rather than a compile, so ``env.json`` records them.
+COMPILE_CACHE_VARIABLES = (
+    "JAX_COMPILATION_CACHE_DIR",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES",
+)
+
+
 def environment() -> dict[str, object]:
     """The machine and software a result came from (stored as ``env.json``)."""
     return {
@@ -127,4 +136,5 @@ def environment() -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "gpu": _gpu_name(),
         "packages": package_versions(),
+        "compile_cache": {k: os.environ[k] for k in COMPILE_CACHE_VARIABLES if k in os.environ},
     }

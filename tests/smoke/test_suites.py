@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from bnnbench.cli import main
-from bnnbench.harness import suite_names
+from bnnbench.harness import load_suite, plan_suite, suite_names
 from bnnbench.record import SCHEMA_VERSION, RunRecord, tta_key
 from bnnbench.results import ResultStore
 
@@ -173,9 +173,10 @@ def test_gpu_without_gpu_is_unsupported_and_the_suite_goes_on(tmp_path: Path, ti
     assert runs.loc["cpu", "status"] == "ok"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_loses_at_most_the_running_cell(sig, tmp_path: Path, tiny: list[str]):
-    """Ctrl-C or SIGTERM: finished cells stay recorded, no cell process is left, --resume ends."""
+def test_interrupt_loses_at_most_the_running_cell(tmp_path: Path, tiny: list[str]):
+    """Ctrl-C: finished cells stay recorded, no cell process is left, --resume ends (SIGTERM
+    and SIGHUP stop a run the same way: tests/smoke/test_faults.py)."""
+    sig = signal.SIGINT
     out = tmp_path / "interrupted"
     cmd = [
         sys.executable,
@@ -214,18 +215,42 @@ def test_interrupt_loses_at_most_the_running_cell(sig, tmp_path: Path, tiny: lis
     ]
 
 
-#: Suites without moons cells (their MNIST specs are run by test_mnist_specs_run_on_every_backend).
+#: Suites not run tiny below: smoke (the smoke_results fixture runs it) and those without moons
+#: cells (their MNIST specs are run by test_mnist_specs_run_on_every_backend).
 MNIST_ONLY = {"smoke", "smoke_mnist", "tuned_cpu", "cpu_long"}
 
 
+#: The suite whose moons cells are every other suite's: its tiny run stands for theirs (with
+#: ``tiny`` settings and one seed, a suite's moons cells differ only in backend and profile).
+COVERING = "profiles"
+
+
+def _moons_cells(suite: str) -> set[tuple[str, str]]:
+    only = {"models": ["moons_2x5"], "devices": ["cpu"]}
+    return {(c.backend, c.profile) for c in plan_suite(load_suite(suite), only=only)}
+
+
+def test_one_suite_holds_every_suites_moons_cells():
+    covering = _moons_cells(COVERING)
+    assert len(covering) == 12  # every backend x matched, tuned, native
+    for suite in suite_names():
+        assert _moons_cells(suite) <= covering, suite
+
+
 @pytest.mark.parametrize("suite", sorted(set(suite_names()) - MNIST_ONLY))
-def test_every_suite_runs_tiny(suite: str, tmp_path: Path, tiny: list[str]):
-    """Each suite file runs end to end (its moons cells; smoke_mnist covers the MNIST specs)."""
-    out = tmp_path / suite
+def test_every_suite_with_moons_cells_is_a_valid_plan(suite: str, capsys):
+    assert main(["plan", "--suite", suite, "--device", "cpu", "--cpus", "2"]) == 0
+    assert "moons_2x5" in capsys.readouterr().out
+
+
+def test_every_suites_moons_cells_run_tiny(tmp_path: Path, tiny: list[str]):
+    """The moons cells of every suite (those of ``COVERING``) run end to end and report;
+    smoke_mnist covers the MNIST specs."""
+    out = tmp_path / COVERING
     argv = [
         "run",
         "--suite",
-        suite,
+        COVERING,
         *tiny,
         "--seeds",
         "0",
@@ -239,7 +264,7 @@ def test_every_suite_runs_tiny(suite: str, tmp_path: Path, tiny: list[str]):
     ]
     assert main(argv) == 0
     runs = ResultStore(out).runs()
-    assert (runs["status"] == "ok").all(), runs[["run_id", "error"]]
+    assert len(runs) == 12 and (runs["status"] == "ok").all(), runs[["run_id", "error"]]
     assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0
 
 

@@ -41,3 +41,14 @@ def test_a_modified_source_is_dirty_and_its_diff_is_hashed(tmp_path):
     assert len(first) == 64
     (root / "src.py").write_text("x = 3\n")
     assert git_diff_sha256(root) != first  # exactly what differed
+
+
+def test_a_persistent_compilation_cache_is_recorded(monkeypatch):
+    """A cell whose compile may be a cache read says so in env.json."""
+    from bnnbench.provenance import COMPILE_CACHE_VARIABLES, environment
+
+    for name in COMPILE_CACHE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert environment()["compile_cache"] == {}
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/tmp/jax-cache")
+    assert environment()["compile_cache"] == {"JAX_COMPILATION_CACHE_DIR": "/tmp/jax-cache"}
